@@ -1,0 +1,226 @@
+"""The CSV source: a file or a folder of Magento or canonical exports, as RawBatches."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from extract.csv_formats import (
+    ENTITY_OF,
+    READ_ORDER,
+    ColumnMap,
+    Format,
+    ce_maps,
+    detect,
+    ee_address_map,
+    simple_map,
+)
+from extract.csv_reader import CsvRecordReader, RawChunk, read_header
+from transform.batch import CUST_EMAIL_COL, CUST_WEBSITE_COL, RawBatch
+from transform.errors import SourceFatalError
+from transform.faults import Fault, Stage
+from transform.schema import ADDRESS, CUSTOMER, EXTRA_COL, LINE_COL, SOURCE_COL
+
+
+def discover(path: Path) -> list[tuple[Path, Format]]:
+    """The CSV files under `path` (a file or a folder) with their formats, in read order."""
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv")
+    else:
+        raise SourceFatalError(f"input not found: {path}")
+    if not files:
+        raise SourceFatalError(f"no .csv files in {path}")
+    found = [(f, detect(read_header(f))) for f in files]
+    return sorted(found, key=lambda pair: READ_ORDER[pair[1]])
+
+
+def _mapped(df: pd.DataFrame, cmap: ColumnMap) -> pd.DataFrame:
+    """The entity's columns of `df`, renamed, with unknown columns folded into `extra`."""
+    out = df[list(cmap.rename)].rename(columns=dict(cmap.rename))
+    out[EXTRA_COL] = _extra_json(df, cmap.extra)
+    out[SOURCE_COL] = df[SOURCE_COL]
+    out[LINE_COL] = df[LINE_COL]
+    return out
+
+
+def _extra_json(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
+    """Canonical JSON of the non-empty extension columns per row; null when none."""
+    out = pd.Series(None, index=df.index, dtype="str")
+    if not columns:
+        return out
+    stripped = df[list(columns)].apply(lambda s: s.str.strip())
+    rows = stripped.ne("").any(axis=1)
+    for label in rows.index[rows.to_numpy()]:
+        values = {c: v for c, v in stripped.loc[label].items() if v != ""}
+        out.at[label] = json.dumps(values, sort_keys=True, ensure_ascii=False,
+                                   separators=(",", ":"))
+    return out
+
+
+def _any_nonempty(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    mask = np.zeros(len(df), dtype=bool)
+    for col in columns:
+        mask |= df[col].str.strip().ne("").to_numpy(dtype=bool)
+    return mask
+
+
+class CsvSource:
+    """Reads every CSV under a path and yields one RawBatch per entity and chunk."""
+
+    def __init__(self, path: Path, *, batch_size: int, website_codes: Mapping[str, int],
+                 block_bytes: int = 8 << 20) -> None:
+        self.files = discover(path)
+        self.batch_size = batch_size
+        self.block_bytes = block_bytes
+        self.website_codes = dict(website_codes)
+        self.has_groups = any(f is Format.CANONICAL_GROUPS for _, f in self.files)
+
+    def describe(self) -> str:
+        """A one-line description of the input, for logs and the report."""
+        return ", ".join(f"{p} ({f.value})" for p, f in self.files)
+
+    def __iter__(self) -> Iterator[RawBatch]:
+        for path, fmt in self.files:
+            reader = CsvRecordReader(path, entity=ENTITY_OF[fmt].name,
+                                     batch_size=self.batch_size, block_bytes=self.block_bytes)
+            if fmt is Format.CE_ONE_FILE:
+                yield from CeAssembler(reader.header, self.website_codes).batches(reader)
+            elif fmt is Format.EE_ADDRESSES:
+                yield from self._ee_addresses(reader)
+            else:
+                yield from self._simple(reader, fmt)
+
+    def _simple(self, reader: CsvRecordReader, fmt: Format) -> Iterator[RawBatch]:
+        entity = ENTITY_OF[fmt]
+        cmap = simple_map(entity, reader.header)
+        for chunk in reader:
+            frame = _mapped(chunk.table.to_pandas(), cmap)
+            if entity is CUSTOMER:
+                frame = _resolve_website(frame, "website_id", "website_code",
+                                         self.website_codes)
+            yield RawBatch(entity, frame, chunk.faults, keyless_faults=len(chunk.faults))
+
+    def _ee_addresses(self, reader: CsvRecordReader) -> Iterator[RawBatch]:
+        cmap = ee_address_map(reader.header)
+        for chunk in reader:
+            df = chunk.table.to_pandas()
+            frame = _mapped(df, cmap)
+            frame[CUST_EMAIL_COL] = df["_email"]
+            frame[CUST_WEBSITE_COL] = df["_website"].str.strip().map(self.website_codes)
+            yield RawBatch(ADDRESS, frame, chunk.faults, keyless_faults=len(chunk.faults))
+
+
+def _resolve_website(frame: pd.DataFrame, id_col: str, code_col: str,
+                     codes: Mapping[str, int]) -> pd.DataFrame:
+    """Fills an empty website id from the website code; learns code -> id pairs."""
+    if code_col not in frame.columns:
+        return frame
+    code = frame[code_col].str.strip()
+    if id_col in frame.columns:
+        known = frame[id_col].str.strip()
+        pairs = pd.DataFrame({"code": code, "id": known})
+        pairs = pairs[(pairs["code"] != "") & pairs["id"].str.fullmatch(r"\d+")]
+        for c, i in pairs.drop_duplicates("code").itertuples(index=False):
+            codes.setdefault(str(c), int(i))  # type: ignore[call-overload]
+    else:
+        known = pd.Series("", index=frame.index, dtype="str")
+    mapped = code.map(codes).astype("Int64").astype("str")
+    frame[id_col] = known.where(known != "", mapped.fillna(""))
+    return frame
+
+
+class CeAssembler:
+    """Splits the CE one-file export into customers and addresses.
+
+    A row with any customer column filled starts a customer (and may carry its first
+    address); a row with only address columns is a further address of the customer
+    above it, which may sit in an earlier batch: the assembler carries that customer's
+    identity and address count from batch to batch.
+    """
+
+    def __init__(self, header: list[str], website_codes: dict[str, int]) -> None:
+        self.customers, self.addresses = ce_maps(header)
+        self.website_codes = website_codes
+        self.carry: tuple[str, str, int, int] | None = None  # website, email, line, ordinal
+        self.bad_lines: list[int] = []
+
+    def batches(self, reader: CsvRecordReader) -> Iterator[RawBatch]:
+        """Customer and address batches for every chunk the reader yields."""
+        for chunk in reader:
+            yield from self._split(chunk)
+
+    def _split(self, chunk: RawChunk) -> Iterator[RawBatch]:
+        df = chunk.table.to_pandas()
+        self.bad_lines.extend(chunk.bad_lines)
+        self.bad_lines.sort()
+        is_customer = _any_nonempty(df, list(self.customers.rename))
+        customers = _mapped(df[is_customer], self.customers)
+        customers = _resolve_website(customers, "website_id", "website_code",
+                                     self.website_codes)
+        # A bad row may have been a customer or an address: both entities lose their
+        # delete detection.
+        yield RawBatch(CUSTOMER, customers, chunk.faults, keyless_faults=len(chunk.faults))
+        addresses, orphans = self._addresses(df, is_customer, customers)
+        yield RawBatch(ADDRESS, addresses, orphans,
+                       keyless_faults=len(orphans) + len(chunk.faults))
+
+    def _addresses(self, df: pd.DataFrame, is_customer: np.ndarray,
+                   customers: pd.DataFrame) -> tuple[pd.DataFrame, list[Fault]]:
+        website = pd.Series(None, index=df.index, dtype="str")
+        email = pd.Series(None, index=df.index, dtype="str")
+        anchor = pd.Series(np.nan, index=df.index)
+        website[is_customer] = customers["website_id"]
+        email[is_customer] = customers["email"]
+        anchor[is_customer] = customers[LINE_COL].astype(float)
+        ordinal_base = np.zeros(len(df), dtype=np.int64)
+        if self.carry is not None and len(df) and not is_customer[0]:
+            website.iat[0], email.iat[0], line, ordinal_base[0] = self.carry
+            anchor.iat[0] = line
+        group = np.cumsum(is_customer)
+        website, email, anchor = website.ffill(), email.ffill(), anchor.ffill()
+        has_address = _any_nonempty(df, list(self.addresses.rename))
+        addr_group = pd.Series(group[has_address])
+        ordinal = addr_group.groupby(addr_group).cumcount().to_numpy() + 1
+        first_group = addr_group.to_numpy() == 0
+        if self.carry is not None:
+            ordinal[first_group] += self.carry[3]
+        frame = _mapped(df[has_address], self.addresses)
+        frame["ordinal"] = ordinal.astype(str)
+        frame[CUST_WEBSITE_COL] = website[has_address]
+        frame[CUST_EMAIL_COL] = email[has_address]
+        orphan = self._orphaned(anchor[has_address], frame[LINE_COL])
+        self._carry(df, is_customer, website, email, anchor, group, has_address, ordinal)
+        faults = [Fault(entity=ADDRESS.name, stage=Stage.READ, rule="orphan_address",
+                        message="address row with no readable customer row above it",
+                        source=str(frame.at[label, SOURCE_COL]),
+                        source_line=int(frame.at[label, LINE_COL]))
+                  for label in frame.index[orphan]]
+        return frame[~orphan], faults
+
+    def _orphaned(self, anchor: pd.Series, lines: pd.Series) -> np.ndarray:
+        """Rows with no customer above, or a faulted row between them and their customer."""
+        no_parent = anchor.isna().to_numpy()
+        if not self.bad_lines:
+            return no_parent
+        bad = np.asarray(self.bad_lines)
+        a = np.searchsorted(bad, anchor.fillna(0).to_numpy(), side="right")
+        b = np.searchsorted(bad, lines.to_numpy(dtype=np.int64), side="left")
+        return no_parent | (b > a)
+
+    def _carry(self, df: pd.DataFrame, is_customer: np.ndarray, website: pd.Series,
+               email: pd.Series, anchor: pd.Series, group: np.ndarray,
+               has_address: np.ndarray, ordinal: np.ndarray) -> None:
+        if not len(df) or pd.isna(anchor.iat[-1]):
+            return
+        last_group = group[-1]
+        in_last = group[has_address] == last_group
+        count = int(ordinal[in_last].max()) if in_last.any() else 0
+        if last_group == 0 and self.carry is not None:
+            count = max(count, self.carry[3])
+        self.carry = (str(website.iat[-1]), str(email.iat[-1]), int(anchor.iat[-1]), count)

@@ -1,0 +1,151 @@
+"""The `magsync` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+
+# Prefect must run offline and quietly; these are read when prefect is imported.
+PREFECT_DEFAULTS = {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_UI_ENABLED": "false",
+}
+
+
+def quiet_prefect() -> None:
+    """Sets Prefect's offline, telemetry-free defaults unless the user set them."""
+    for name, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def _sync_parser(sub: Any) -> None:
+    p = sub.add_parser("sync", help="sync customers, addresses and groups into the target")
+    p.add_argument("--source", choices=["csv", "soap"], default=None)
+    p.add_argument("--input", type=Path, help="CSV file or folder (CSV source)")
+    p.add_argument("--url", help="store base URL (SOAP source)")
+    p.add_argument("--api-user", help="SOAP API user; the key comes from "
+                                      "MAGSYNC_SOURCE__API_KEY")
+    p.add_argument("--target", help="SQLAlchemy URL of the target (default: SQLite under "
+                                    "the output folder)")
+    p.add_argument("--output-dir", type=Path)
+    p.add_argument("--source-name", help="store name kept with every row (default 'default')")
+    p.add_argument("--full", action="store_true", default=None,
+                   help="full snapshot: also detect deletions")
+    p.add_argument("--dry-run", action="store_true", default=None,
+                   help="compute and report the plan; write nothing")
+    p.add_argument("--hard-delete", action="store_true", default=None)
+    p.add_argument("--allow-mass-delete", action="store_true", default=None)
+    p.add_argument("--max-fault-ratio", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--config", type=Path, help="TOML settings file (default ./magsync.toml)")
+    p.add_argument("--log-level", default=None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="magsync", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _sync_parser(sub)
+    return parser
+
+
+def sync_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings given on the command line (only those given)."""
+    source = {k: v for k, v in {"kind": args.source, "input": args.input, "url": args.url,
+                                "api_user": args.api_user, "name": args.source_name}.items()
+              if v is not None}
+    top = {"output_dir": args.output_dir, "full": args.full, "dry_run": args.dry_run,
+           "hard_delete": args.hard_delete, "allow_mass_delete": args.allow_mass_delete,
+           "max_fault_ratio": args.max_fault_ratio, "batch_size": args.batch_size,
+           "log_level": args.log_level}
+    out: dict[str, Any] = {k: v for k, v in top.items() if v is not None}
+    if source:
+        out["source"] = source
+    if args.input is not None:
+        out.setdefault("source", {})["input"] = str(args.input.resolve())
+    if out.get("output_dir"):
+        out["output_dir"] = str(Path(out["output_dir"]).resolve())
+    return out
+
+
+def _hide_target(url: str | None) -> None:
+    """Moves the target URL into the environment so no password becomes a flow parameter."""
+    if url:
+        os.environ["MAGSYNC_TARGET__URL"] = url
+
+
+def setup_logging(level: str) -> None:
+    """magsync's own log lines to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                                           "%H:%M:%S"))
+    logger = logging.getLogger("magsync")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    logger.propagate = False
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Runs the sync flow and prints its report table."""
+    quiet_prefect()
+    _hide_target(args.target)
+    from pydantic import ValidationError
+
+    from flows.settings import load_settings
+    from flows.sync import sync_flow
+
+    overrides = sync_overrides(args)
+    config = str(args.config.resolve()) if args.config else None
+    try:
+        settings = load_settings(args.config, **overrides)
+    except ValidationError as err:
+        print(f"magsync: invalid settings: {err.errors()[0].get('msg')}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(settings.log_level)
+    state = sync_flow(overrides, config, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, dict) and "counts" in result:
+        print_report(result)
+    if state.is_completed():
+        return EXIT_OK
+    message = state.message or "sync failed"
+    print(f"magsync: {message}", file=sys.stderr)
+    return int(result.get("exit_code", EXIT_FAILED)) if isinstance(result, dict) else EXIT_FAILED
+
+
+def print_report(summary: dict[str, Any]) -> None:
+    """The short table at the end of a run."""
+    actions = ["created", "updated", "restored", "deleted", "unchanged", "faulted"]
+    print(f"run {summary['run_id']}: {summary['status']}")
+    print(f"{'entity':<10}" + "".join(f"{a:>11}" for a in actions))
+    for entity in ("group", "customer", "address"):
+        counts = summary["counts"].get(entity, {})
+        print(f"{entity:<10}" + "".join(f"{counts.get(a, 0):>11}" for a in actions))
+    for note in summary.get("notes", []):
+        print(f"note: {note}")
+    report_dir = Path(summary["output_dir"]) / "reports" / summary["run_id"]
+    print(f"report: {report_dir}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `magsync` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "sync":
+            return cmd_sync(args)
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""One typed settings object: defaults < magsync.toml < MAGSYNC_* environment < CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE = Path("magsync.toml")
+
+
+class SourceSettings(BaseModel):
+    """Where records come from."""
+
+    kind: Literal["csv", "soap"] = "csv"
+    name: str = Field("default", min_length=1, max_length=64,
+                      description="store name: several stores can share one target")
+    input: Path | None = None  # CSV file or folder
+    url: str | None = None  # SOAP store base URL
+    api_user: str | None = None
+    api_key: SecretStr | None = None
+    ca_bundle: Path | None = None
+    basic_auth_user: str | None = None
+    basic_auth_password: SecretStr | None = None
+    timeout_s: float = 60.0
+    retries: int = 4
+    backoff_base_s: float = 1.0
+    window: int = Field(500, ge=1, description="customer ids per customer.list window")
+    multicall_size: int = Field(50, ge=1)
+    concurrency: int = Field(2, ge=1, le=16)
+    lookback_s: int = Field(300, ge=0)
+
+
+class TargetSettings(BaseModel):
+    """Where records go."""
+
+    url: str | None = None  # default: SQLite under output_dir
+    store_secrets: bool = False
+    wait_lock_s: float = 0.0
+
+
+class Settings(BaseSettings):
+    """Every knob of a run, typed."""
+
+    model_config = SettingsConfigDict(env_prefix="MAGSYNC_", env_nested_delimiter="__",
+                                      toml_file=CONFIG_FILE, extra="forbid")
+
+    source: SourceSettings = SourceSettings()
+    target: TargetSettings = TargetSettings()
+    output_dir: Path = Path("data/out")
+    batch_size: int = Field(50_000, ge=1)
+    csv_block_bytes: int = Field(8 << 20, ge=64)
+    full: bool = False
+    dry_run: bool = False
+    hard_delete: bool = False
+    allow_mass_delete: bool = False
+    max_delete_ratio: float = Field(0.10, ge=0, le=1)
+    max_fault_ratio: float = Field(0.05, ge=0, le=1)
+    keep_reports_days: int = Field(30, ge=0)
+    gender_labels: dict[str, int] = {"Male": 1, "Female": 2}
+    website_codes: dict[str, int] = {"admin": 0, "base": 1}
+    expectations_dir: Path | None = None
+    validation_chunk_rows: int = Field(250_000, ge=1)
+    revalidate: bool = False
+    log_level: str = "INFO"
+
+    @field_validator("output_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def target_url(self) -> str:
+        """The target URL, defaulting to a SQLite file under output_dir."""
+        return self.target.url or f"sqlite:///{self.output_dir / 'magsync.sqlite'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """CLI (init) over environment over the TOML file over defaults."""
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the layers, with `overrides` (CLI arguments) on top."""
+    if config_file is not None:
+        class FromFile(Settings):
+            model_config = SettingsConfigDict(toml_file=config_file)
+        return FromFile(**overrides)
+    return Settings(**overrides)

@@ -1,0 +1,106 @@
+"""The Prefect flow of a sync: thin tasks over the plain steps in flows/pipeline.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
+
+from extract.csv_source import CsvSource
+from flows import pipeline
+from flows.settings import Settings, load_settings
+from transform.errors import ConfigError, GuardRefusedError, MagsyncError
+
+TASK_OPTIONS: dict[str, Any] = {"persist_result": False, "cache_policy": NO_CACHE}
+
+
+@task(name="stage", **TASK_OPTIONS)
+def stage_task(run: pipeline.Run, source: CsvSource) -> None:
+    """Extract, normalise, diff and stage every batch."""
+    pipeline.stage_all(run, source, has_groups=source.has_groups)
+
+
+@task(name="guards", **TASK_OPTIONS)
+def guards_task(run: pipeline.Run) -> None:
+    """Delete-ratio and fault-ratio guards."""
+    pipeline.check_guards(run)
+
+
+@task(name="merge", **TASK_OPTIONS)
+def merge_task(run: pipeline.Run) -> None:
+    """Write staged changes to the target."""
+    pipeline.merge(run)
+
+
+@task(name="export", **TASK_OPTIONS)
+def export_task(run: pipeline.Run) -> None:
+    """Rewrite the Parquet exports."""
+    pipeline.export(run)
+
+
+def build_source(settings: Settings) -> CsvSource:
+    """The configured source."""
+    if settings.source.kind != "csv":
+        raise ConfigError(f"source {settings.source.kind!r} is not available in this build")
+    if settings.source.input is None:
+        raise ConfigError("--input is required for a CSV source")
+    return CsvSource(settings.source.input, batch_size=settings.batch_size,
+                     website_codes=settings.website_codes,
+                     block_bytes=settings.csv_block_bytes)
+
+
+def run_sync(settings: Settings) -> dict[str, Any]:
+    """One sync, step by step; returns the report as a dict. Raises MagsyncError with the
+    report attached (`err.report`) when the run is refused or fails."""
+    source = build_source(settings)
+    run = pipeline.open_run(settings, source.describe())
+    try:
+        stage_task(run, source)
+        guards_task(run)
+        if not settings.dry_run:
+            merge_task(run)
+            export_task(run)
+    except GuardRefusedError as err:
+        err.report = pipeline.finish(run, "refused", str(err)).to_dict()
+        raise
+    except MagsyncError as err:
+        err.report = pipeline.finish(run, "failed", str(err)).to_dict()
+        raise
+    except BaseException as err:
+        pipeline.finish(run, "failed", f"{type(err).__name__}: {err}")
+        raise
+    report = pipeline.finish(run, "dry-run" if settings.dry_run else "done")
+    return report.to_dict()
+
+
+@flow(name="magsync-sync", persist_result=False, log_prints=False)
+def sync_flow(overrides: dict[str, Any] | None = None,
+              config_file: str | None = None) -> Any:
+    """Sync a store into the target. Secrets come from the environment, never parameters.
+
+    Expected failures (configuration, refused guards, a source that refuses us) end the
+    flow run in a Failed state carrying the report and an exit code, without a traceback.
+    """
+    try:
+        settings = load_settings(Path(config_file) if config_file else None,
+                                 **(overrides or {}))
+    except ValidationError as err:
+        return Failed(message=f"invalid settings: {_first_error(err)}",
+                      data={"exit_code": ConfigError.exit_code})
+    try:
+        return run_sync(settings)
+    except MagsyncError as err:
+        report = dict(getattr(err, "report", None) or {})
+        report["exit_code"] = err.exit_code
+        return Failed(message=str(err), data=report)
+
+
+def _first_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return f"{where}: {first.get('msg')}"

@@ -1,0 +1,177 @@
+"""The run report: a typed summary plus a records file of every listed record."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from transform.faults import Fault
+
+RECORD_SCHEMA = pa.schema([
+    ("run_id", pa.string()),
+    ("entity", pa.string()),
+    ("key", pa.string()),
+    ("action", pa.string()),
+    ("changed_fields", pa.string()),
+    ("stage", pa.string()),
+    ("rule", pa.string()),
+    ("column", pa.string()),
+    ("value", pa.string()),
+    ("message", pa.string()),
+    ("source", pa.string()),
+    ("source_line", pa.int64()),
+])
+
+
+class RecordsWriter:
+    """Streams report records to records.parquet and records.csv as they are produced."""
+
+    def __init__(self, report_dir: Path, run_id: str) -> None:
+        self.run_id = run_id
+        self.dir = report_dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._parquet = pq.ParquetWriter(self.dir / "records.parquet", RECORD_SCHEMA)
+        self._csv = pacsv.CSVWriter(self.dir / "records.csv", RECORD_SCHEMA)
+        self.count = 0
+
+    def write(self, columns: dict[str, Any]) -> None:
+        """Appends records given as equal-length columns (missing columns are null)."""
+        length = len(next(iter(columns.values())))
+        if length == 0:
+            return
+        columns = {"run_id": [self.run_id] * length, **columns}
+        arrays = [pa.array(columns.get(f.name) or [None] * length, f.type, from_pandas=True)
+                  for f in RECORD_SCHEMA]
+        batch = pa.RecordBatch.from_arrays(arrays, schema=RECORD_SCHEMA)
+        self._parquet.write_batch(batch)
+        self._csv.write_batch(batch)
+        self.count += length
+
+    def write_faults(self, faults: Iterable[Fault]) -> None:
+        """Appends faulted records."""
+        faults = list(faults)
+        if not faults:
+            return
+        self.write({
+            "entity": [f.entity for f in faults],
+            "key": [f.key for f in faults],
+            "action": ["faulted"] * len(faults),
+            "stage": [str(f.stage) for f in faults],
+            "rule": [f.rule for f in faults],
+            "column": [f.column for f in faults],
+            "value": [f.value for f in faults],
+            "message": [f.message for f in faults],
+            "source": [f.source for f in faults],
+            "source_line": [f.source_line for f in faults],
+        })
+
+    def close(self) -> None:
+        """Finishes both files."""
+        self._parquet.close()
+        self._csv.close()
+
+
+@dataclass
+class RunReport:
+    """What a run did: counts per entity and action, timings, guards, notes."""
+
+    run_id: str
+    source: str
+    input: str
+    target: str
+    version: str
+    mode: str
+    dry_run: bool
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: str = "running"
+    counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    output_dir: str = ""
+    exports: dict[str, str] = field(default_factory=dict)
+
+    def count(self, entity: str, action: str, n: int = 1) -> None:
+        """Adds `n` records of `entity` with `action`."""
+        if n:
+            self.counts[entity][action] += n
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Adds the wall time of the block to the stage's timing."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+
+    @property
+    def faulted(self) -> int:
+        """Faulted records over all entities."""
+        return sum(c["faulted"] for c in self.counts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (summary.json)."""
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "source": self.source,
+            "mode": self.mode,
+            "dry_run": self.dry_run,
+            "input": self.input,
+            "target": self.target,
+            "version": self.version,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "counts": {e: dict(sorted(c.items())) for e, c in sorted(self.counts.items())},
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            "notes": self.notes,
+            "error": self.error,
+            "output_dir": self.output_dir,
+            "exports": self.exports,
+        }
+
+    def write_summary(self, report_dir: Path) -> Path:
+        """Writes summary.json atomically."""
+        path = report_dir / "summary.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n",
+                       encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    def table(self) -> str:
+        """The short table the CLI prints at the end."""
+        actions = ["created", "updated", "restored", "deleted", "unchanged", "faulted"]
+        lines = [f"{'entity':<10}" + "".join(f"{a:>11}" for a in actions)]
+        for entity in ("group", "customer", "address"):
+            counts = self.counts.get(entity, Counter())
+            lines.append(f"{entity:<10}" + "".join(f"{counts[a]:>11}" for a in actions))
+        return "\n".join(lines)
+
+
+def prune_reports(reports_dir: Path, keep_days: int, *, now: datetime | None = None) -> int:
+    """Removes report folders older than `keep_days`; returns how many went."""
+    if not reports_dir.is_dir():
+        return 0
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=keep_days)
+    removed = 0
+    for folder in reports_dir.iterdir():
+        mtime = datetime.fromtimestamp(folder.stat().st_mtime, UTC)
+        if folder.is_dir() and mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed

@@ -1,0 +1,300 @@
+"""The SQL target: SQLite, PostgreSQL or MariaDB/MySQL through SQLAlchemy."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from load.tables import FAULTS, RUNS, STATE, TABLES
+from transform.diff import KeyIndex
+from transform.errors import ConfigError
+from transform.faults import Fault
+from transform.schema import (
+    EXTRA_COL,
+    HASH_COL,
+    KEY_COL,
+    LINE_COL,
+    SOURCE_COL,
+    Entity,
+    Kind,
+)
+
+log = logging.getLogger("magsync.load")
+MIGRATIONS = Path(__file__).parent / "migrations"
+KEY_CHUNK = 500  # keys per IN (...) query: under every dialect's parameter limit
+
+
+def utc_now() -> datetime:
+    """Now, as the naive UTC datetime the target stores."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def masked_url(url: str) -> str:
+    """The target URL with any password hidden."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparseable url>"
+
+
+class SqlTarget:
+    """Entity tables, runs, state and faults in one SQL database."""
+
+    def __init__(self, url: str, *, source: str, store_secrets: bool = False) -> None:
+        self.url = url
+        self.source = source
+        self.store_secrets = store_secrets
+        try:
+            self.engine: Engine = sa.create_engine(url, future=True)
+        except (sa.exc.ArgumentError, ImportError) as err:
+            raise ConfigError(f"bad target URL {masked_url(url)}: {err}") from None
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            self._prepare_sqlite(url)
+
+    def describe(self) -> str:
+        """The target for logs and reports, password masked."""
+        return masked_url(self.url)
+
+    def _prepare_sqlite(self, url: str) -> None:
+        database = sa.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+        @sa.event.listens_for(self.engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA busy_timeout = 30000")
+            cur.close()
+
+    # -- schema ---------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Brings the tables to the newest revision (Alembic, `magsync_schema_version`)."""
+        with self.engine.begin() as conn:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def is_initialised(self) -> bool:
+        """Whether the entity tables exist (a dry run never creates them)."""
+        if self.dialect == "sqlite":
+            database = self.engine.url.database
+            if database and database != ":memory:" and not Path(database).exists():
+                return False
+        return sa.inspect(self.engine).has_table(TABLES["customer"].name)
+
+    # -- reads ----------------------------------------------------------------------
+    def key_index(self, entity: Entity) -> KeyIndex:
+        """Every stored key of `entity` with its row hash and soft-delete flag."""
+        if not self.is_initialised():
+            return KeyIndex.empty()
+        table = TABLES[entity.name]
+        query = sa.select(table.c.record_key, table.c.row_hash,
+                          table.c.deleted_at.is_not(None)).where(table.c.source == self.source)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return KeyIndex.empty()
+        keys, hashes, deleted = zip(*rows, strict=True)
+        return KeyIndex(keys, np.array(hashes, np.int64), np.array(deleted, bool))
+
+    def fetch_rows(self, entity: Entity, keys: Sequence[str]) -> pd.DataFrame:
+        """Stored public columns of the given keys, indexed by record_key."""
+        table = TABLES[entity.name]
+        cols = [table.c.record_key, *(table.c[c.name] for c in entity.public_columns),
+                table.c.extra]
+        frames = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), KEY_CHUNK):
+                chunk = list(keys[start:start + KEY_CHUNK])
+                query = sa.select(*cols).where(table.c.source == self.source,
+                                               table.c.record_key.in_(chunk))
+                frames.append(pd.DataFrame(conn.execute(query).all(),
+                                           columns=[c.name for c in cols]))
+        frame = pd.concat(frames) if frames else pd.DataFrame(columns=[c.name for c in cols])
+        return _typed(entity, frame).set_index(KEY_COL)
+
+    def active_counts(self) -> dict[str, int]:
+        """Active (not soft-deleted) rows per entity."""
+        if not self.is_initialised():
+            return dict.fromkeys(TABLES, 0)
+        out = {}
+        with self.engine.connect() as conn:
+            for name, table in TABLES.items():
+                query = sa.select(sa.func.count()).select_from(table).where(
+                    table.c.source == self.source, table.c.deleted_at.is_(None))
+                out[name] = int(conn.execute(query).scalar_one())
+        return out
+
+    def iter_active(self, entity: Entity, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Active rows of `entity` as Arrow batches of the public schema (for exports)."""
+        table = TABLES[entity.name]
+        names = [c.name for c in entity.public_columns]
+        schema = entity.arrow_schema().append(pa.field(EXTRA_COL, pa.string()))
+        query = (sa.select(*(table.c[n] for n in names), table.c.extra)
+                 .where(table.c.source == self.source, table.c.deleted_at.is_(None))
+                 .order_by(table.c.record_key))
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch_rows).execute(query)
+            for rows in result.partitions():
+                yield _arrow_batch(rows, schema, entity)
+
+    def cursor(self, entity: Entity) -> str | None:
+        """The saved cursor of `entity`, if any."""
+        if not self.is_initialised():
+            return None
+        query = sa.select(STATE.c.cursor_value).where(STATE.c.source == self.source,
+                                                      STATE.c.entity == entity.name)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one_or_none()
+
+    # -- writes ---------------------------------------------------------------------
+    def begin(self) -> Any:
+        """A transaction: `with target.begin() as conn:`."""
+        return self.engine.begin()
+
+    def upsert(self, conn: Connection, entity: Entity, staged: pa.Table, run_id: str,
+               now: datetime) -> int:
+        """Inserts or updates staged rows by (source, record_key)."""
+        if staged.num_rows == 0:
+            return 0
+        table = TABLES[entity.name]
+        rows = self._rows(entity, staged, run_id, now)
+        stmt = self._upsert_statement(table, list(rows[0]))
+        conn.execute(stmt, rows)
+        return len(rows)
+
+    def _rows(self, entity: Entity, staged: pa.Table, run_id: str,
+              now: datetime) -> list[dict[str, Any]]:
+        keep = [c.name for c in entity.columns if self.store_secrets or not c.secret]
+        names = [KEY_COL, *keep, HASH_COL, EXTRA_COL, SOURCE_COL, LINE_COL]
+        out = staged.select(names).rename_columns(
+            [*names[:-2], "source_ref", "source_line"])
+        for i, fld in enumerate(out.schema):
+            if pa.types.is_timestamp(fld.type):  # the target keeps naive UTC
+                out = out.set_column(i, fld.name, out.column(i).cast(pa.timestamp("us")))
+        rows = out.to_pylist()
+        for row in rows:
+            row["source"] = self.source
+            row["run_id"] = run_id
+            row["loaded_at"] = now
+            row["deleted_at"] = None
+        return rows
+
+    def _upsert_statement(self, table: sa.Table, names: list[str]) -> Any:
+        keys = ("source", "record_key")
+        if self.dialect in ("mysql", "mariadb"):
+            stmt = mysql.insert(table)
+            return stmt.on_duplicate_key_update(
+                {n: stmt.inserted[n] for n in names if n not in keys})
+        dialect_insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(
+            self.dialect)
+        if dialect_insert is None:
+            raise ConfigError(f"unsupported target database: {self.dialect}")
+        stmt = dialect_insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={n: stmt.excluded[n] for n in names if n not in keys})
+
+    def delete(self, conn: Connection, entity: Entity, keys: Sequence[str], run_id: str,
+               now: datetime, *, hard: bool) -> int:
+        """Soft-deletes (or hard-deletes) keys; a customer's addresses go with it."""
+        table = TABLES[entity.name]
+        count = 0
+        for start in range(0, len(keys), KEY_CHUNK):
+            chunk = list(keys[start:start + KEY_CHUNK])
+            where = sa.and_(table.c.source == self.source, table.c.record_key.in_(chunk))
+            count += self._delete_where(conn, table, where, run_id, now, hard=hard)
+            for child_name, child in TABLES.items():
+                if child_name == "address" and entity.name == "customer":
+                    child_where = sa.and_(child.c.source == self.source,
+                                          child.c.customer_key.in_(chunk))
+                    self._delete_where(conn, child, child_where, run_id, now, hard=hard)
+        return count
+
+    @staticmethod
+    def _delete_where(conn: Connection, table: sa.Table, where: Any, run_id: str,
+                      now: datetime, *, hard: bool) -> int:
+        if hard:
+            return int(conn.execute(sa.delete(table).where(where)).rowcount)
+        stmt = (sa.update(table).where(where, table.c.deleted_at.is_(None))
+                .values(deleted_at=now, run_id=run_id, loaded_at=now))
+        return int(conn.execute(stmt).rowcount)
+
+    def write_faults(self, conn: Connection, faults: Sequence[Fault], run_id: str,
+                     now: datetime) -> None:
+        """Appends faults to the fault table."""
+        if not faults:
+            return
+        rows = [{"run_id": run_id, "source": self.source, "entity": f.entity,
+                 "record_key": f.key, "stage": str(f.stage), "rule": f.rule,
+                 "column_name": f.column, "value": f.value, "message": f.message,
+                 "source_ref": f.source, "source_line": f.source_line, "created_at": now}
+                for f in faults]
+        conn.execute(sa.insert(FAULTS), rows)
+
+    def save_state(self, conn: Connection, entity: Entity, cursor: str | None, run_id: str,
+                   now: datetime) -> None:
+        """Saves an entity's cursor, in the caller's transaction."""
+        conn.execute(sa.delete(STATE).where(STATE.c.source == self.source,
+                                            STATE.c.entity == entity.name))
+        conn.execute(sa.insert(STATE).values(source=self.source, entity=entity.name,
+                                             cursor_value=cursor, run_id=run_id,
+                                             updated_at=now))
+
+    def record_run(self, conn: Connection, run_id: str, status: str, started: datetime,
+                   finished: datetime | None, summary: dict[str, Any] | None) -> None:
+        """Inserts or replaces this run's row in the runs table."""
+        conn.execute(sa.delete(RUNS).where(RUNS.c.run_id == run_id))
+        conn.execute(sa.insert(RUNS).values(
+            run_id=run_id, source=self.source, status=status, started_at=started,
+            finished_at=finished, summary=None if summary is None else json.dumps(summary)))
+
+    def dispose(self) -> None:
+        """Closes pooled connections."""
+        self.engine.dispose()
+
+
+def _typed(entity: Entity, frame: pd.DataFrame) -> pd.DataFrame:
+    """Stored values converted to the pandas dtypes the pipeline compares against."""
+    from transform.schema import PANDAS_DTYPES
+
+    out = frame.copy()
+    for col in entity.public_columns:
+        if col.name not in out.columns:
+            continue
+        if col.kind is Kind.TIMESTAMP:
+            out[col.name] = pd.to_datetime(out[col.name], utc=True).astype(
+                "datetime64[us, UTC]")
+        elif col.kind is Kind.DATE:
+            out[col.name] = pd.to_datetime(out[col.name]).astype("datetime64[s]")
+        else:
+            out[col.name] = out[col.name].astype(PANDAS_DTYPES[col.kind])
+    out[EXTRA_COL] = out[EXTRA_COL].astype("str")
+    return out
+
+
+def _arrow_batch(rows: Sequence[Any], schema: pa.Schema, entity: Entity) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+    arrays = []
+    for field, values in zip(schema, columns, strict=True):
+        if pa.types.is_timestamp(field.type):
+            arr = pa.array(values, pa.timestamp("us")).cast(field.type)  # stored naive UTC
+        else:
+            arr = pa.array(values, field.type)
+        arrays.append(arr)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)

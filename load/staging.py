@@ -1,0 +1,75 @@
+"""Run-scoped staging on local disk: the rows a run will write, before any write.
+
+Staging lets the guards (delete ratio, fault ratio) look at the whole run before the
+target changes, while memory stays bounded: each batch goes to its own Parquet part.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from transform.schema import (
+    EXTRA_COL,
+    HASH_COL,
+    KEY_COL,
+    LINE_COL,
+    SOURCE_COL,
+    Entity,
+)
+
+ACTION_COL = "_action"
+
+
+def staged_schema(entity: Entity, *, with_secrets: bool) -> pa.Schema:
+    """The Arrow schema of an entity's staged rows."""
+    return pa.schema([
+        pa.field(KEY_COL, pa.string()),
+        pa.field(HASH_COL, pa.int64()),
+        pa.field(ACTION_COL, pa.string()),
+        *entity.arrow_schema(with_secrets=with_secrets),
+        pa.field(EXTRA_COL, pa.string()),
+        pa.field(SOURCE_COL, pa.string()),
+        pa.field(LINE_COL, pa.int64()),
+    ])
+
+
+class Staging:
+    """Parquet parts per entity under one run's staging folder."""
+
+    def __init__(self, root: Path, *, with_secrets: bool = False) -> None:
+        self.root = root
+        self.with_secrets = with_secrets
+        self._parts: dict[str, int] = {}
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def add(self, entity: Entity, frame: pd.DataFrame, actions: pd.Series) -> None:
+        """Stages rows to write, with their planned action."""
+        if frame.empty:
+            return
+        schema = staged_schema(entity, with_secrets=self.with_secrets)
+        out = frame.assign(**{ACTION_COL: actions.to_numpy()})
+        for name in schema.names:
+            if name not in out.columns:
+                out[name] = None
+        table = pa.Table.from_pandas(out[schema.names], schema=schema, preserve_index=False)
+        n = self._parts.get(entity.name, 0) + 1
+        self._parts[entity.name] = n
+        folder = self.root / entity.name
+        folder.mkdir(exist_ok=True)
+        pq.write_table(table, folder / f"part-{n:06d}.parquet")
+
+    def parts(self, entity: Entity) -> Iterator[pa.Table]:
+        """The staged parts of `entity`, in staging order."""
+        folder = self.root / entity.name
+        for path in sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []:
+            yield pq.read_table(path)
+
+    def remove(self) -> None:
+        """Deletes the staging folder."""
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,82 @@
+"""Magento SOAP protocol errors, grouped by what the caller should do about them.
+
+- ``MagentoFatalError``: stop; retrying cannot help (denied, wrong path, wrong URL, a
+  non-numeric SOAP fault, HTTP 4xx, XML with a DTD). ``MagentoAuthError`` for login.
+- ``MagentoRetriableError``: a passing failure (connection, timeout, HTTP 5xx, empty or
+  truncated body). The client already retried reads; writes are never retried blindly.
+- ``MagentoSessionExpired``: fault 5 that survived the client's one re-login.
+- ``MagentoCallFault``: one call failed on its own data (faults 100-103 and other
+  per-resource codes). Raised by ``call`` and returned inline by ``multi_call``.
+
+Messages are one line, name the resource, and never carry the API key or a session id.
+"""
+
+from __future__ import annotations
+
+
+class MagentoError(Exception):
+    """Root of every error the Magento client raises on purpose."""
+
+    def __init__(
+        self, message: str, *, resource: str | None = None, code: int | str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.resource = resource
+        self.code = code
+
+
+class MagentoFatalError(MagentoError):
+    """The store refused for good (denied, invalid path, bad URL, protocol error)."""
+
+
+class MagentoAuthError(MagentoFatalError):
+    """Login refused: wrong API user or key (or basic auth in front of the store)."""
+
+
+class MagentoSessionExpired(MagentoError):
+    """The session expired again right after a re-login (fault 5)."""
+
+
+class MagentoRetriableError(MagentoError):
+    """A passing failure: connection, timeout, HTTP 5xx, empty or truncated response."""
+
+
+class MagentoCallFault(MagentoError):
+    """A per-call fault: the call failed on its own (e.g. 102 "Customer not exists.").
+
+    ``code`` is an int for numeric faults; ``args_summary`` describes the arguments
+    without their values where those could be personal (dicts show keys only).
+    """
+
+    code: int | str
+
+    def __init__(
+        self, code: int | str, message: str, *, resource: str, args_summary: str
+    ) -> None:
+        self.fault_message = message
+        self.args_summary = args_summary
+        one_line = "; ".join(part.strip() for part in message.splitlines() if part.strip())
+        super().__init__(
+            f"{resource}({args_summary}) failed with fault {code}: {one_line}",
+            resource=resource,
+            code=code,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MagentoCallFault):
+            return NotImplemented
+        return (self.code, self.fault_message, self.resource, self.args_summary) == (
+            other.code,
+            other.fault_message,
+            other.resource,
+            other.args_summary,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.fault_message, self.resource))
+
+    def __repr__(self) -> str:
+        return (
+            f"MagentoCallFault(code={self.code!r}, message={self.fault_message!r}, "
+            f"resource={self.resource!r}, args_summary={self.args_summary!r})"
+        )

@@ -1,0 +1,90 @@
+"""Change detection: each record against the stored row hashes of its entity.
+
+The index holds, per stored key, only its row hash and whether it is soft-deleted: a
+compact view of the target, not the target's rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+import numpy as np
+import pandas as pd
+
+
+class Action(StrEnum):
+    """What happened, or would happen, to a record."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    RESTORED = "restored"
+    DELETED = "deleted"
+    FAULTED = "faulted"
+
+
+WRITES = (Action.CREATED, Action.UPDATED, Action.RESTORED)
+
+
+class KeyIndex:
+    """Stored keys with their row hashes; remembers which keys this run has seen."""
+
+    def __init__(self, keys: Iterable[str], hashes: np.ndarray, deleted: np.ndarray) -> None:
+        self.keys = pd.Index(list(keys), dtype="str")
+        self.hashes = np.asarray(hashes, dtype=np.int64)
+        self.deleted = np.asarray(deleted, dtype=bool)
+        self.seen = np.zeros(len(self.keys), dtype=bool)
+        self.new_keys: set[str] = set()
+
+    @classmethod
+    def empty(cls) -> KeyIndex:
+        """An index of an empty store."""
+        return cls([], np.empty(0, np.int64), np.empty(0, bool))
+
+    @property
+    def active_count(self) -> int:
+        """Stored keys that are not soft-deleted."""
+        return int((~self.deleted).sum())
+
+    def classify(self, keys: pd.Series, hashes: np.ndarray, *,
+                 create_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(action per row, duplicate mask); marks the keys seen."""
+        pos = self.keys.get_indexer(keys.to_numpy())
+        known = pos >= 0
+        actions = np.full(len(keys), Action.CREATED.value, dtype=object)
+        stored = pos[known]
+        same = self.hashes[stored] == hashes[known]
+        known_actions = np.where(same, Action.UNCHANGED.value, Action.UPDATED.value)
+        known_actions = np.where(self.deleted[stored], Action.RESTORED.value, known_actions)
+        if create_only:
+            known_actions[:] = Action.UNCHANGED.value
+        actions[known] = known_actions
+        duplicate = np.array(keys.duplicated(keep="first"), dtype=bool)
+        duplicate[known] |= self.seen[stored]
+        new_keys = keys[~known]
+        duplicate[~known] |= new_keys.isin(self.new_keys).to_numpy(dtype=bool)
+        self.seen[stored] = True
+        self.new_keys.update(new_keys.tolist())
+        return actions, duplicate
+
+    def mark_present(self, keys: Iterable[str]) -> None:
+        """Marks keys present in the snapshot even though their records faulted."""
+        pos = self.keys.get_indexer(pd.Index(list(keys), dtype="str"))
+        self.seen[pos[pos >= 0]] = True
+
+    def absent(self) -> list[str]:
+        """Active stored keys this run has not seen: candidates for deletion."""
+        return self.keys[~self.seen & ~self.deleted].tolist()
+
+
+def changed_fields(new: pd.DataFrame, old: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """For rows aligned by index, the names of the columns whose values differ."""
+    diffs = []
+    for col in columns:
+        a, b = new[col], old[col]
+        differs = ~((a == b).fillna(False) | (a.isna() & b.isna()))
+        diffs.append(differs.to_numpy(dtype=bool))
+    matrix = np.column_stack(diffs) if diffs else np.zeros((len(new), 0), bool)
+    names = np.array(columns, dtype=object)
+    return pd.Series([",".join(names[row]) for row in matrix], index=new.index, dtype="str")

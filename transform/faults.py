@@ -1,0 +1,49 @@
+"""Per-record faults are data: a typed record, collected per batch, never raised."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Stage(StrEnum):
+    """Where in the pipeline a record faulted."""
+
+    READ = "read"
+    NORMALISE = "normalise"
+    VALIDATE = "validate"
+    INTEGRITY = "integrity"
+    LOAD = "load"
+
+
+REDACTED = "<redacted>"
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One faulted record: what broke, why, and where it came from."""
+
+    entity: str
+    stage: Stage
+    rule: str
+    message: str
+    key: str | None = None  # the record_key (canonical JSON array), None when unknown
+    column: str | None = None
+    value: str | None = None  # already redacted when the column is secret
+    source: str | None = None  # file path or SOAP endpoint
+    source_line: int | None = None  # 1-based physical line, or SOAP page
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict, for reports and the fault table."""
+        return asdict(self)
+
+
+def shown_value(value: object, *, secret: bool, limit: int = 200) -> str | None:
+    """The offending value as it may appear in a report: redacted if secret, bounded."""
+    if value is None:
+        return None
+    if secret:
+        return REDACTED
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,77 @@
+"""From a RawBatch to a typed, keyed, hashed frame ready for diffing."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from transform.batch import CUST_EMAIL_COL, CUST_WEBSITE_COL, RawBatch
+from transform.faults import Fault, Stage
+from transform.keys import customer_key, record_keys, row_hashes
+from transform.normalise import clean_strings, normalise, to_int
+from transform.schema import HASH_COL, KEY_COL, LINE_COL, SOURCE_COL, Entity
+
+
+@dataclass
+class Prepared:
+    """Good rows (typed, keyed, hashed) and faulted rows (as faults, keys kept)."""
+
+    entity: Entity
+    frame: pd.DataFrame  # schema columns + extra + record_key + row_hash + lineage
+    faults: list[Fault] = field(default_factory=list)
+    faulted_keys: list[str] = field(default_factory=list)  # present, but not loadable
+    keyless_faults: int = 0
+    derived: bool = False
+
+
+def _address_customer_keys(frame: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:
+    """The owning customer's record_key, from whatever the source gave."""
+    by_id = ("[" + frame["customer_id"].astype("str") + "]").where(frame["customer_id"].notna())
+    keys = frame["customer_key"].where(frame["customer_key"].notna(), by_id)
+    if CUST_EMAIL_COL in raw.columns:
+        website, _ = to_int(clean_strings(raw[CUST_WEBSITE_COL].astype("str")))
+        email = clean_strings(raw[CUST_EMAIL_COL].astype("str")).str.lower()
+        natural = customer_key(pd.Series(pd.NA, index=raw.index, dtype="Int64"),
+                               website, email).where(website.notna() & email.notna())
+        keys = keys.where(keys.notna(), natural)
+    return keys.astype("str")
+
+
+def prepare(batch: RawBatch, gender_labels: Mapping[str, int]) -> Prepared:
+    """Normalises, keys and hashes a batch; bad rows become faults that keep their key."""
+    entity = batch.entity
+    norm = normalise(entity, batch.frame, gender_labels)
+    frame = norm.frame
+    if entity.name == "address":
+        frame["customer_key"] = _address_customer_keys(frame, batch.frame)
+    keys = record_keys(entity, frame)
+    frame[KEY_COL] = keys
+    out = Prepared(entity, frame, list(batch.faults), keyless_faults=batch.keyless_faults,
+                   derived=batch.derived)
+    keyless = keys.isna().to_numpy()
+    faulted = keyless | frame.index.isin(list(norm.faults))
+    for label in frame.index[faulted]:
+        if pd.isna(keys.at[label]):
+            out.faults.append(_missing_key(entity, frame, label))
+            out.keyless_faults += 1
+        else:
+            key = str(keys.at[label])
+            out.faults.extend(dataclasses.replace(f, key=key) for f in norm.faults[label])
+            out.faulted_keys.append(key)
+    good = frame[~faulted].copy()
+    good[HASH_COL] = row_hashes(entity, good)
+    out.frame = good
+    return out
+
+
+def _missing_key(entity: Entity, frame: pd.DataFrame, label: object) -> Fault:
+    parts = entity.natural_key if entity.name != "group" else entity.id_key
+    line = frame.at[label, LINE_COL] if LINE_COL in frame.columns else None
+    source = frame.at[label, SOURCE_COL] if SOURCE_COL in frame.columns else None
+    return Fault(entity=entity.name, stage=Stage.NORMALISE, rule="missing_key",
+                 message=f"no usable key: needs {' and '.join(parts)}",
+                 column=parts[-1], source=None if pd.isna(source) else str(source),
+                 source_line=None if pd.isna(line) else int(line))
