@@ -19,6 +19,7 @@ groups.csv is the canonical group list: `customer_group_id,customer_group_code`.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import sys
 from pathlib import Path
@@ -104,9 +105,9 @@ def stats(path: Path) -> dict[str, Any]:
     }
 
 
-def write_readme(path: Path, named: dict[int, tuple[str, str]], lines: dict[int, int]) -> None:
+def write_readme(out: Path, named: dict[int, tuple[str, str]], lines: dict[int, int]) -> None:
     """Describe the sample and list every planted fault with its line."""
-    s = stats(OUT / "customers.csv")
+    s = stats(out / "customers.csv")
     faults = "\n".join(
         f"| {lines[cid]} | {cid} | {named[cid][0]} | {named[cid][1]} | {FAULTS[cid][0]} | "
         f"{FAULTS[cid][2]}"
@@ -114,9 +115,8 @@ def write_readme(path: Path, named: dict[int, tuple[str, str]], lines: dict[int,
         + " |"
         for cid in sorted(FAULTS)
     )
-    path.write_text(
-        README.format(n=N_CUSTOMERS, seed=SEED, faults=faults, **s), encoding="utf-8"
-    )
+    text = README.format(n=N_CUSTOMERS, seed=SEED, faults=faults, **s)
+    (out / "README.md").write_text(text, encoding="utf-8")
 
 
 README = """# Sample inputs
@@ -150,14 +150,17 @@ recorded store, group 0 `NOT LOGGED IN` included, unicode and `&` in codes.
 """
 
 
-def main() -> None:
-    """Write customers.csv, groups.csv and README.md under data/sample/."""
-    OUT.mkdir(parents=True, exist_ok=True)
-    named = write_customers(OUT / "customers.csv")
-    lines = plant_faults(OUT / "customers.csv", named)
-    write_groups(OUT / "groups.csv")
-    write_readme(OUT / "README.md", named, lines)
-    print(f"wrote {OUT}")
+def main(argv: list[str] | None = None) -> None:
+    """Write customers.csv, groups.csv and README.md under data/sample/ (or --out)."""
+    parser = argparse.ArgumentParser(description="Write the seeded sample inputs.")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder (default data/sample)")
+    out: Path = parser.parse_args(argv).out
+    out.mkdir(parents=True, exist_ok=True)
+    named = write_customers(out / "customers.csv")
+    lines = plant_faults(out / "customers.csv", named)
+    write_groups(out / "groups.csv")
+    write_readme(out, named, lines)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ class _Records:
     ends: np.ndarray  # byte offset of each record's terminating newline (exclusive end)
     lines: np.ndarray  # 1-based physical line where each record starts
     fields: np.ndarray  # number of fields in each record
+    unterminated: bool = False  # the last record ends inside an open quote (at EOF)
 
 
 def _find_records(block: bytes, first_line: int, at_eof: bool) -> tuple[_Records, int]:
@@ -63,15 +64,17 @@ def _find_records(block: bytes, first_line: int, at_eof: bool) -> tuple[_Records
     outside = np.searchsorted(quotes, newlines) % 2 == 0
     ends = newlines[outside]
     consumed = int(ends[-1]) + 1 if len(ends) else 0
+    unterminated = False
     if at_eof and consumed < len(block):
         ends = np.append(ends, len(block))  # last record without a trailing newline
+        unterminated = (len(quotes) - np.searchsorted(quotes, consumed)) % 2 == 1
         consumed = len(block)
     starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else np.empty(0, np.int64)
     lines = first_line + np.searchsorted(newlines, starts)
     commas = np.flatnonzero(arr == COMMA)
     separators = commas[np.searchsorted(quotes, commas) % 2 == 0]
     fields = np.bincount(np.searchsorted(ends, separators), minlength=len(ends))[: len(ends)]
-    return _Records(starts, ends, lines, fields + 1), consumed
+    return _Records(starts, ends, lines, fields + 1, bool(unterminated)), consumed
 
 
 class CsvRecordReader:
@@ -152,6 +155,10 @@ class CsvRecordReader:
             if blank.any() else blank
         keep &= ~blank
         expected = len(self.header)
+        if rec.unterminated:
+            keep[-1] = False
+            faults.append(self._fault(int(rec.lines[-1]), "unterminated_quote",
+                                      "a quoted field is never closed before the end of file"))
         for i in np.flatnonzero(keep & (rec.fields != expected)):
             keep[i] = False
             faults.append(self._fault(int(rec.lines[i]), "field_count",

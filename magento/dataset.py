@@ -207,7 +207,7 @@ class _Generator:
         self._prev: tuple[str, int, str, str] | None = None
 
     def next(self, window: tuple[int, int] = (0, _BASE_SPAN)) -> Record:
-        """Draw the next customer and its addresses with timestamps inside window."""
+        """Draw the next customer and its addresses; window is (start, span) in seconds."""
         r = self.rng.random
         cid = self.next_id
         self.next_id += 1
@@ -215,6 +215,7 @@ class _Generator:
         updated = created if r() < 0.3 else created + int(r() * (window[0] + window[1] - created))
         first, last, email, website = self._identity(cid)
         addresses = self._addresses(first, last, created, window[0] + window[1])
+        # Each website has one store view, with the website's id (as on the recorded store).
         c: Customer = {"customer_id": cid, "created_at": format_ts(created),
                        "updated_at": format_ts(updated), "store_id": website,
                        "website_id": website, "created_in": STORES[website].name}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 import numpy as np
 import pandas as pd
@@ -22,10 +22,10 @@ _LINEAGE = (KEY_COL, SOURCE_COL, LINE_COL)
 
 def plain(value: object) -> object:
     """A scalar as a report shows it: None for nulls, ISO text for times, Python numbers."""
-    if value is None or (np.ndim(value) == 0 and pd.isna(value)):  # type: ignore[call-overload]
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return None
-    if isinstance(value, datetime) and value.tzinfo is None and value == value.floor("D"):
-        return value.date().isoformat()  # a Kind.DATE value: naive midnight
+    if isinstance(value, datetime) and value.tzinfo is None and value.time() == time(0):
+        return value.date().isoformat()  # a Kind.DATE value: timestamps are UTC-aware
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, np.generic):
@@ -71,9 +71,7 @@ def row_faults(
             source=None if source is None else str(source),
             source_line=None if line is None else int(line),  # type: ignore[call-overload]
         )
-        for msg, key, value, source, line in zip(
-            messages, keys, shown, sources, lines, strict=True
-        )
+        for msg, key, value, source, line in zip(messages, keys, shown, sources, lines, strict=True)
     ]
 
 
@@ -200,7 +198,7 @@ class DuplicateTracker:
     later row with a lower customer_id loses at once and is faulted in `faults`.
     """
 
-    _seen: pd.DataFrame = field(default_factory=lambda: _empty_seen())
+    _seen: pd.DataFrame = field(default_factory=_empty_seen)
     _rows: int = 0
 
     def check(self, customers: pd.DataFrame) -> TrackResult:

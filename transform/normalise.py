@@ -48,7 +48,7 @@ def clean_strings(values: pd.Series) -> pd.Series:
     arr = pa.array(values, type=pa.string(), from_pandas=True)
     arr = pc.utf8_normalize(pc.utf8_trim_whitespace(arr), "NFC")
     arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
-    return pd.Series(arr.to_pandas(), index=values.index, dtype="str")
+    return arr.to_pandas().astype("str").set_axis(values.index)
 
 
 def clean_street(values: pd.Series) -> pd.Series:

@@ -24,6 +24,7 @@ from great_expectations.core.expectation_validation_result import (
 )
 from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 from great_expectations.data_context.types.resource_identifiers import (
     ExpectationSuiteIdentifier,
     ValidationResultIdentifier,
@@ -103,6 +104,7 @@ class SuiteValidator:
     ) -> None:
         started = pd.Timestamp(run_started)
         started = started.tz_localize(UTC) if started.tzinfo is None else started.tz_convert(UTC)
+        self._started = started
         self._params: dict[str, object] = {**(params or {}), "run_started": started}
         self._context = gx.get_context(mode="ephemeral")
         self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -138,7 +140,7 @@ class SuiteValidator:
         good = pd.Series(True, index=df.index, name="good")
         if df.empty:
             return ValidationOutcome(entity.name, label, good)
-        run_id = RunIdentifier(run_name=label, run_time=self._params["run_started"])
+        run_id = RunIdentifier(run_name=label, run_time=self._started)
         result = prepared.definition.run(
             batch_parameters={"dataframe": _gx_view(entity, df, prepared)},
             result_format=RESULT_FORMAT,
@@ -256,13 +258,19 @@ def _check_frame(entity: Entity, df: pd.DataFrame, needed: frozenset[str]) -> No
         raise ValueError(f"{entity.name} frame has duplicate index labels")
 
 
+def _config(res: ExpectationValidationResult) -> ExpectationConfiguration:
+    if res.expectation_config is None:  # GX fills it on every result of a suite run
+        raise ValueError("expectation result without its configuration")
+    return res.expectation_config
+
+
 def _rule(res: ExpectationValidationResult) -> str:
-    cfg = res.expectation_config
+    cfg = _config(res)
     return str((cfg.meta or {}).get("rule") or cfg.type)
 
 
 def _message(res: ExpectationValidationResult, column: str | None) -> str:
-    cfg = res.expectation_config
+    cfg = _config(res)
     if cfg.description:
         return str(cfg.description)
     words = cfg.type.removeprefix("expect_column_values_to_").replace("_", " ")
@@ -272,14 +280,15 @@ def _message(res: ExpectationValidationResult, column: str | None) -> str:
 def _table_message(entity: Entity, res: ExpectationValidationResult) -> str:
     info = res.exception_info or {}
     why = info.get("exception_message") if info.get("raised_exception") else "failed"
-    return f"{entity.name} {_rule(res)}: {_message(res, res.expectation_config.kwargs.get('column'))} ({why}); no row named"
+    what = _message(res, _config(res).kwargs.get("column"))
+    return f"{entity.name} {_rule(res)}: {what} ({why}); names no row, so no record is faulted"
 
 
 def _faults(
     entity: Entity, df: pd.DataFrame, res: ExpectationValidationResult, labels: list[Any]
 ) -> list[Fault]:
     """One fault per unexpected row label, with the row's value, key and lineage."""
-    kwargs = res.expectation_config.kwargs
+    kwargs = _config(res).kwargs
     cols = sorted(_columns_read({k: v for k, v in kwargs.items() if k != "row_condition"}))
     column = ",".join(cols) or None
     lineage = [c for c in (KEY_COL, SOURCE_COL, LINE_COL) if c in df.columns]
@@ -304,8 +313,10 @@ def _faults(
 
 def _sample(value: object) -> object:
     shown = plain(value)
-    return shown if shown is None or isinstance(shown, int | float | bool) else shown_value(
-        shown, secret=False, limit=_DOCS_VALUE_LIMIT
+    return (
+        shown
+        if shown is None or isinstance(shown, int | float | bool)
+        else shown_value(shown, secret=False, limit=_DOCS_VALUE_LIMIT)
     )
 
 

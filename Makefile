@@ -1,0 +1,43 @@
+# magsync: `make run` syncs the sample data into SQLite; `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+SCALE ?= 1m
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW := ignore
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
+
+.PHONY: install run test lint typecheck pytest bench sample clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/magsync sync --source csv --input data/sample --full
+
+test: $(STAMP) lint typecheck pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+bench: $(STAMP)
+	$(PY) -m bench.run --scale $(SCALE)
+
+sample: $(STAMP)
+	$(PY) data/make_sample.py
+
+clean:
+	rm -rf data/out bench/out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,217 @@
+"""zeep plumbing for the Magento client: offline-safe WSDL loading and hand-built envelopes.
+
+- ``StoreTransport`` fetches only from the store (the origins it is given); the SOAP
+  encoding schema zeep wants from the internet, and the XML namespace schema, come from
+  ``magento/resources``. It never logs envelopes (they hold the API key and session
+  ids), never follows redirects on a POST, and every request has a timeout.
+- With ``forbid_external=True`` zeep refuses transitive http(s) imports before they reach
+  the transport, so ``localise_imports`` points the WSDL's imports of those namespaces at
+  ``magsync-local:`` locations that the transport serves.
+- ``EnvelopePlugin`` swaps zeep's (empty, SkipValue-only) envelope for the one the codec
+  built, passed per call in the binding options: no shared mutable state between threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from lxml import etree
+from requests.adapters import HTTPAdapter
+from zeep import Transport
+from zeep.plugins import Plugin
+
+from magento import codec
+from magento.errors import MagentoError, MagentoFatalError, MagentoRetriableError
+
+WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
+XML_NS = "http://www.w3.org/XML/1998/namespace"
+ENVELOPE_OPTION = "magsync_envelope"
+
+_LOCAL_PREFIX = "magsync-local:"
+_LOCAL_FOR_NAMESPACE = {
+    codec.SOAP_ENC_NS: f"{_LOCAL_PREFIX}soap-encoding.xsd",
+    XML_NS: f"{_LOCAL_PREFIX}xml.xsd",
+}
+_LOCAL_URLS = {
+    codec.SOAP_ENC_NS: "soap-encoding.xsd",
+    "https://schemas.xmlsoap.org/soap/encoding/": "soap-encoding.xsd",
+    "http://schemas.xmlsoap.org/soap/encoding": "soap-encoding.xsd",
+    "https://www.w3.org/2001/xml.xsd": "xml.xsd",
+    "http://www.w3.org/2001/xml.xsd": "xml.xsd",
+}
+
+
+def local_resource(name: str) -> bytes:
+    """Return a schema shipped in magento/resources."""
+    return resources.files("magento").joinpath("resources", name).read_bytes()
+
+
+def origin(url: str) -> str:
+    """scheme://host:port of a URL, lower-cased."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def localise_imports(wsdl: bytes) -> bytes:
+    """Point the WSDL's schema imports of SOAP-ENC (added where missing) and xml: at local copies."""
+    root = codec.parse_xml(wsdl)
+    for schema in root.iterfind(f"{{{WSDL_NS}}}types/{{{codec.XSD_NS}}}schema"):
+        imports = schema.findall(f"{{{codec.XSD_NS}}}import")
+        for node in imports:
+            local = _LOCAL_FOR_NAMESPACE.get(node.get("namespace", ""))
+            if local:
+                node.set("schemaLocation", local)
+        if not any(node.get("namespace") == codec.SOAP_ENC_NS for node in imports):
+            node = etree.Element(f"{{{codec.XSD_NS}}}import")
+            node.set("namespace", codec.SOAP_ENC_NS)
+            node.set("schemaLocation", _LOCAL_FOR_NAMESPACE[codec.SOAP_ENC_NS])
+            schema.insert(0, node)
+    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
+
+
+def http_session(
+    *, verify: bool | str, basic_auth: tuple[str, str] | None, pool_size: int
+) -> requests.Session:
+    """A requests session with a connection pool of ``pool_size`` and no hidden retries."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.verify = verify
+    if basic_auth is not None:
+        session.auth = basic_auth
+    return session
+
+
+class StoreTransport(Transport):  # type: ignore[misc]
+    """A zeep Transport that talks to the store only and keeps envelopes out of logs."""
+
+    def __init__(
+        self,
+        *,
+        session: requests.Session,
+        timeout: float,
+        wsdl_url: str,
+        allowed_origins: frozenset[str],
+    ) -> None:
+        super().__init__(timeout=timeout, operation_timeout=timeout, session=session)
+        self.session.adapters.pop("file://", None)  # zeep mounts one; we never read files
+        self.session.headers["User-Agent"] = "magsync (zeep)"
+        self._wsdl_url = wsdl_url
+        self._allowed = allowed_origins
+
+    def load(self, url: str) -> bytes:
+        """Serve local schemas; fetch the store's documents; refuse anything else."""
+        if url.startswith(_LOCAL_PREFIX):
+            return local_resource(url.removeprefix(_LOCAL_PREFIX))
+        if url in _LOCAL_URLS:
+            return local_resource(_LOCAL_URLS[url])
+        if origin(url) not in self._allowed:
+            raise MagentoFatalError(
+                f"the WSDL asks for {url}: refused, magsync only fetches from the store"
+            )
+        content: bytes = super().load(url)
+        if url == self._wsdl_url:
+            content = localise_imports(content)
+        return content
+
+    def post(self, address: str, message: bytes, headers: dict[str, str]) -> requests.Response:
+        """POST without logging the body (zeep's own post logs whole envelopes at DEBUG)."""
+        return self.session.post(
+            address,
+            data=message,
+            headers=headers,
+            timeout=self.operation_timeout,
+            allow_redirects=False,
+        )
+
+
+class EnvelopePlugin(Plugin):  # type: ignore[misc]
+    """Replace zeep's envelope with the codec-built one given in the binding options."""
+
+    def egress(
+        self,
+        envelope: etree._Element,
+        http_headers: dict[str, str],
+        operation: Any,
+        binding_options: dict[str, Any],
+    ) -> tuple[etree._Element, dict[str, str]]:
+        """Return the prepared envelope; refuse to send zeep's own."""
+        prepared = binding_options.get(ENVELOPE_OPTION)
+        if prepared is None:
+            raise RuntimeError(f"no prepared envelope for {operation.name}")
+        return prepared, http_headers
+
+
+_STATUS_HINTS = {
+    401: "check the basic-auth settings",
+    403: "the web server refused the request",
+    404: "check the store URL",
+}
+
+
+def classify_response(
+    status: int, body: bytes, headers: Mapping[str, str], resource: str
+) -> etree._Element:
+    """Return the parsed envelope of an answer, or raise the error it amounts to.
+
+    A SOAP Fault is an answer whatever the HTTP status (PHP may send faults as 500);
+    otherwise 5xx, empty and truncated bodies are retriable, and 3xx, 4xx, DTDs and
+    non-SOAP documents are fatal.
+    """
+    error: codec.CodecError | None = None
+    try:
+        root = codec.parse_xml(body)
+        if codec.parse_fault(root) is not None:
+            return root
+    except codec.CodecError as exc:
+        error = exc
+    if status >= 500:
+        raise MagentoRetriableError(f"{resource}: HTTP {status} from the store", resource=resource)
+    if 300 <= status < 400:
+        where = headers.get("Location", "elsewhere")
+        raise MagentoFatalError(
+            f"{resource}: the store redirects (HTTP {status}) to {where}: configure that URL",
+            resource=resource,
+        )
+    if status >= 400:
+        hint = _STATUS_HINTS.get(status, "the web server refused the request")
+        raise MagentoFatalError(f"{resource}: HTTP {status}: {hint}", resource=resource)
+    if isinstance(error, codec.ForbiddenXmlError):
+        raise MagentoFatalError(f"{resource}: {error}", resource=resource)
+    if isinstance(error, codec.MalformedXmlError):
+        state = "empty" if not body.strip() else "truncated or non-XML"
+        raise MagentoRetriableError(f"{resource}: {state} answer ({error})", resource=resource)
+    if error is not None:
+        raise MagentoFatalError(f"{resource}: not a SOAP answer ({error})", resource=resource)
+    return root
+
+
+def request_error(exc: requests.RequestException, resource: str, timeout: float) -> MagentoError:
+    """Translate a requests exception into the Magento error it amounts to."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return MagentoFatalError(
+            f"{resource}: TLS verification failed: pass the store's CA bundle", resource=resource
+        )
+    if isinstance(exc, requests.Timeout):
+        return MagentoRetriableError(f"{resource}: no answer within {timeout:g} s", resource=resource)
+    transient = (
+        requests.ConnectionError,
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.ContentDecodingError,
+    )
+    if isinstance(exc, transient):
+        return MagentoRetriableError(
+            f"{resource}: connection failed ({type(exc).__name__})", resource=resource
+        )
+    status = exc.response.status_code if exc.response is not None else None
+    if status is not None and status >= 500:
+        return MagentoRetriableError(f"{resource}: HTTP {status} from the store", resource=resource)
+    if status is not None:
+        hint = _STATUS_HINTS.get(status, "the web server refused the request")
+        return MagentoFatalError(f"{resource}: HTTP {status}: {hint}", resource=resource)
+    return MagentoFatalError(f"{resource}: request failed ({type(exc).__name__})", resource=resource)
