@@ -205,7 +205,11 @@ class MagentoClient:
         started = time.perf_counter()
         result = self._with_session(
             "call",
-            lambda session: [("sessionId", session), ("resourcePath", resource), ("args", positional)],
+            lambda session: [
+                ("sessionId", session),
+                ("resourcePath", resource),
+                ("args", positional),
+            ],
             resource,
             summarize_args(positional),
             read=is_read(resource),
@@ -240,11 +244,17 @@ class MagentoClient:
         )
         if not isinstance(results, list) or len(results) > len(calls):
             raise MagentoFatalError(f"{label}: unexpected answer to {len(calls)} calls")
-        out = [self._inline(value, resource, args) for (resource, args), value in zip(calls, results, strict=False)]
+        out = [
+            self._inline(value, resource, args)
+            for (resource, args), value in zip(calls, results, strict=False)
+        ]
         faults = sum(isinstance(value, MagentoCallFault) for value in out)
         log.debug(
             "%s of %d calls ok in %.0f ms, %d faults",
-            label, len(calls), (time.perf_counter() - started) * 1e3, faults,
+            label,
+            len(calls),
+            (time.perf_counter() - started) * 1e3,
+            faults,
         )
         return out
 
@@ -261,7 +271,10 @@ class MagentoClient:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         try:
             self.end_session()
@@ -282,7 +295,9 @@ class MagentoClient:
         self._issued = [*self._issued[-7:], session]
         log.debug(
             "login as %r ok in %.0f ms (session #%d)",
-            self.api_user, (time.perf_counter() - started) * 1e3, self._session_no,
+            self.api_user,
+            (time.perf_counter() - started) * 1e3,
+            self._session_no,
         )
         return session
 
@@ -323,24 +338,37 @@ class MagentoClient:
         if fault.code in _FATAL_FAULTS:
             self._raise_fault(fault, "multiCall", resource, summarize_args(args))
         return MagentoCallFault(
-            fault.code, self._scrub(fault.message), resource=resource, args_summary=summarize_args(args)
+            fault.code,
+            self._scrub(fault.message),
+            resource=resource,
+            args_summary=summarize_args(args),
         )
 
-    def _raise_fault(self, fault: codec.SoapFaultInfo, operation: str, resource: str, summary: str) -> None:
+    def _raise_fault(
+        self, fault: codec.SoapFaultInfo, operation: str, resource: str, summary: str
+    ) -> None:
         code, message = fault.code, self._scrub(" ".join(fault.message.split()))
         if code == 5:
-            raise MagentoSessionExpired(f"{resource}: session expired (fault 5)", resource=resource, code=5)
+            raise MagentoSessionExpired(
+                f"{resource}: session expired (fault 5)", resource=resource, code=5
+            )
         if operation == "login" and code == 2:
             raise MagentoAuthError(
-                f"login refused for API user {self.api_user!r} (fault 2 {message}): check the API user and key",
-                resource="login", code=2,
+                f"login refused for API user {self.api_user!r} (fault 2 {message}): "
+                "check the API user and key",
+                resource="login",
+                code=2,
             )
         if code in _FATAL_FAULTS:
             hint = _FATAL_FAULTS[code]  # type: ignore[index]
-            raise MagentoFatalError(f"{resource}: {hint} (fault {code} {message})", resource=resource, code=code)
+            raise MagentoFatalError(
+                f"{resource}: {hint} (fault {code} {message})", resource=resource, code=code
+            )
         if isinstance(code, str):
             raise MagentoFatalError(
-                f"{resource}: the store answered SOAP fault {code}: {message}", resource=resource, code=code
+                f"{resource}: the store answered SOAP fault {code}: {message}",
+                resource=resource,
+                code=code,
             )
         raise MagentoCallFault(code, message, resource=resource, args_summary=summary)
 
@@ -353,13 +381,25 @@ class MagentoClient:
     # --- requests ---------------------------------------------------------------------
 
     def _request(
-        self, operation: str, parts: list[tuple[str, Any]], resource: str, summary: str, *, read: bool
+        self,
+        operation: str,
+        parts: list[tuple[str, Any]],
+        resource: str,
+        summary: str,
+        *,
+        read: bool,
     ) -> Any:
         wsdl = self._wsdl()
         envelope = codec.new_envelope(
-            wsdl.namespace, operation, parts, fixed_arrays=frozenset({"calls"}), array_type=wsdl.calls_type
+            wsdl.namespace,
+            operation,
+            parts,
+            fixed_arrays=frozenset({"calls"}),
+            array_type=wsdl.calls_type,
         )
-        root = self._retrying(resource, read, lambda: self._post(wsdl, operation, envelope, resource))
+        root = self._retrying(
+            resource, read, lambda: self._post(wsdl, operation, envelope, resource)
+        )
         fault = codec.parse_fault(root)
         if fault is not None:
             self._raise_fault(fault, operation, resource, summary)
@@ -367,10 +407,16 @@ class MagentoClient:
         try:
             return codec.decode(payload[0]) if len(payload) else None
         except ValueError as exc:
-            raise MagentoFatalError(f"{resource}: undecodable answer ({exc})", resource=resource) from None
+            raise MagentoFatalError(
+                f"{resource}: undecodable answer ({exc})", resource=resource
+            ) from None
 
-    def _post(self, wsdl: _Wsdl, operation: str, envelope: etree._Element, resource: str) -> etree._Element:
-        proxy = ServiceProxy(wsdl.client, wsdl.binding, address=self.endpoint, **{ENVELOPE_OPTION: envelope})
+    def _post(
+        self, wsdl: _Wsdl, operation: str, envelope: etree._Element, resource: str
+    ) -> etree._Element:
+        proxy = ServiceProxy(
+            wsdl.client, wsdl.binding, address=self.endpoint, **{ENVELOPE_OPTION: envelope}
+        )
         try:
             response = getattr(proxy, operation)(**wsdl.skip[operation])
         except requests.RequestException as exc:
@@ -390,8 +436,12 @@ class MagentoClient:
                     ) from exc
                 if number == attempts:
                     raise
-                delay = min(_MAX_BACKOFF, self.backoff_base * 2 ** (number - 1)) * random.uniform(0.5, 1)
-                log.debug("%s: %s; retry %d of %d in %.2f s", resource, exc, number, attempts - 1, delay)
+                delay = min(_MAX_BACKOFF, self.backoff_base * 2 ** (number - 1)) * random.uniform(
+                    0.5, 1
+                )
+                log.debug(
+                    "%s: %s; retry %d of %d in %.2f s", resource, exc, number, attempts - 1, delay
+                )
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -409,19 +459,33 @@ class MagentoClient:
     def _load_wsdl(self) -> _Wsdl:
         started = time.perf_counter()
         settings = zeep.Settings(
-            strict=True, raw_response=True, xml_huge_tree=False,
-            forbid_dtd=True, forbid_entities=True, forbid_external=True,
+            strict=True,
+            raw_response=True,
+            xml_huge_tree=False,
+            forbid_dtd=True,
+            forbid_entities=True,
+            forbid_external=True,
         )
         try:
             client = zeep.Client(
-                self.wsdl_url, transport=self._transport, settings=settings, plugins=[EnvelopePlugin()]
+                self.wsdl_url,
+                transport=self._transport,
+                settings=settings,
+                plugins=[EnvelopePlugin()],
             )
         except MagentoError:
             raise
         except requests.RequestException as exc:
             raise request_error(exc, f"WSDL {self.wsdl_url}", self.timeout) from exc
-        except (DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden, codec.ForbiddenXmlError) as exc:
-            raise MagentoFatalError(f"WSDL {self.wsdl_url}: refused ({type(exc).__name__})") from exc
+        except (
+            DTDForbidden,
+            EntitiesForbidden,
+            ExternalReferenceForbidden,
+            codec.ForbiddenXmlError,
+        ) as exc:
+            raise MagentoFatalError(
+                f"WSDL {self.wsdl_url}: refused ({type(exc).__name__})"
+            ) from exc
         except (zeep.exceptions.XMLSyntaxError, codec.MalformedXmlError) as exc:
             raise MagentoRetriableError(f"WSDL {self.wsdl_url}: truncated or not XML") from exc
         except (zeep.exceptions.Error, codec.CodecError) as exc:
@@ -429,7 +493,10 @@ class MagentoClient:
         wsdl = _inspect(client, self.wsdl_url)
         log.debug(
             "loaded WSDL %s in %.0f ms (namespace %s, calls typed %s)",
-            self.wsdl_url, (time.perf_counter() - started) * 1e3, wsdl.namespace, wsdl.calls_type,
+            self.wsdl_url,
+            (time.perf_counter() - started) * 1e3,
+            wsdl.namespace,
+            wsdl.calls_type,
         )
         return wsdl
 
@@ -447,6 +514,10 @@ def _inspect(client: zeep.Client, wsdl_url: str) -> _Wsdl:
         }
         calls = dict(operations["multiCall"].input.body.type.elements).get("calls")
         qname = getattr(getattr(calls, "type", None), "qname", None)
-        fixed = qname is not None and qname.localname == "FixedArray" and qname.namespace == namespace
-        return _Wsdl(client, binding, namespace, "ns1:FixedArray" if fixed else "SOAP-ENC:Array", skip)
+        fixed = (
+            qname is not None and qname.localname == "FixedArray" and qname.namespace == namespace
+        )
+        return _Wsdl(
+            client, binding, namespace, "ns1:FixedArray" if fixed else "SOAP-ENC:Array", skip
+        )
     raise MagentoFatalError(f"WSDL {wsdl_url}: no Magento SOAP v1 binding (login, call, multiCall)")

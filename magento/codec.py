@@ -121,9 +121,8 @@ def fault_envelope(code: int | str, message: str) -> etree._Element:
 
 def to_bytes(envelope: etree._Element) -> bytes:
     """Serialise an envelope with the XML declaration PHP writes."""
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + etree.tostring(
-        envelope, encoding="utf-8"
-    )
+    serialised = bytes(etree.tostring(envelope, encoding="utf-8"))
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + serialised
 
 
 def _scalar_type(value: Any) -> str:
@@ -217,6 +216,8 @@ def parse_xml(data: bytes) -> etree._Element:
     try:
         root = etree.fromstring(data, parser=_parser())
     except etree.XMLSyntaxError as exc:
+        if b"<!DOCTYPE" in data or b"<!ENTITY" in data:  # e.g. an external DTD it refused to load
+            raise ForbiddenXmlError("XML with a DTD or entity declarations is refused") from None
         raise MalformedXmlError(f"not well-formed XML ({exc.msg})") from None
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:
@@ -315,12 +316,25 @@ def decode(element: etree._Element) -> Any:
 def _decode_map(element: etree._Element) -> dict[Any, Any]:
     result: dict[Any, Any] = {}
     for item in element:
-        if len(item) == 2 and item[0].tag == "key":
-            result[decode(item[0])] = decode(item[1])
-        else:  # unusual order or extra children: look the pair up by name
+        try:
+            key, value = item
+        except ValueError:  # not exactly <key/><value/>: look the pair up by name
             key, value = item.find("key"), item.find("value")
-            if key is not None:
-                result[decode(key)] = None if value is None else decode(value)
+            if key is None:
+                continue
+            result[decode(key)] = None if value is None else decode(value)
+            continue
+        if key.tag != "key":
+            key, value = value, key
+        # Fast paths for PHP's usual spelling; anything else goes through decode().
+        name = (key.text or "") if key.get(_XSI_TYPE) == "xsd:string" else decode(key)
+        kind = value.get(_XSI_TYPE)
+        if kind == "xsd:string":
+            result[name] = value.text or ""
+        elif kind == "xsd:int":
+            result[name] = int(value.text or "")
+        else:
+            result[name] = decode(value)
     return result
 
 

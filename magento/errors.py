@@ -33,7 +33,7 @@ class MagentoAuthError(MagentoFatalError):
     """Login refused: wrong API user or key (or basic auth in front of the store)."""
 
 
-class MagentoSessionExpired(MagentoError):
+class MagentoSessionExpired(MagentoError):  # noqa: N818 (name fixed by the brief)
     """The session expired again right after a re-login (fault 5)."""
 
 
@@ -41,7 +41,7 @@ class MagentoRetriableError(MagentoError):
     """A passing failure: connection, timeout, HTTP 5xx, empty or truncated response."""
 
 
-class MagentoCallFault(MagentoError):
+class MagentoCallFault(MagentoError):  # noqa: N818 (a fault, returned as data too)
     """A per-call fault: the call failed on its own (e.g. 102 "Customer not exists.").
 
     ``code`` is an int for numeric faults; ``args_summary`` describes the arguments
@@ -50,9 +50,7 @@ class MagentoCallFault(MagentoError):
 
     code: int | str
 
-    def __init__(
-        self, code: int | str, message: str, *, resource: str, args_summary: str
-    ) -> None:
+    def __init__(self, code: int | str, message: str, *, resource: str, args_summary: str) -> None:
         self.fault_message = message
         self.args_summary = args_summary
         one_line = "; ".join(part.strip() for part in message.splitlines() if part.strip())

@@ -57,7 +57,7 @@ def origin(url: str) -> str:
 
 
 def localise_imports(wsdl: bytes) -> bytes:
-    """Point the WSDL's schema imports of SOAP-ENC (added where missing) and xml: at local copies."""
+    """Point the WSDL's imports of SOAP-ENC (added where missing) and xml: at local copies."""
     root = codec.parse_xml(wsdl)
     for schema in root.iterfind(f"{{{WSDL_NS}}}types/{{{codec.XSD_NS}}}schema"):
         imports = schema.findall(f"{{{codec.XSD_NS}}}import")
@@ -70,7 +70,7 @@ def localise_imports(wsdl: bytes) -> bytes:
             node.set("namespace", codec.SOAP_ENC_NS)
             node.set("schemaLocation", _LOCAL_FOR_NAMESPACE[codec.SOAP_ENC_NS])
             schema.insert(0, node)
-    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
 
 
 def http_session(
@@ -114,20 +114,21 @@ class StoreTransport(Transport):  # type: ignore[misc]
             raise MagentoFatalError(
                 f"the WSDL asks for {url}: refused, magsync only fetches from the store"
             )
-        content: bytes = super().load(url)
+        content = bytes(super().load(url))
         if url == self._wsdl_url:
             content = localise_imports(content)
         return content
 
     def post(self, address: str, message: bytes, headers: dict[str, str]) -> requests.Response:
         """POST without logging the body (zeep's own post logs whole envelopes at DEBUG)."""
-        return self.session.post(
+        response: requests.Response = self.session.post(
             address,
             data=message,
             headers=headers,
             timeout=self.operation_timeout,
             allow_redirects=False,
         )
+        return response
 
 
 class EnvelopePlugin(Plugin):  # type: ignore[misc]
@@ -198,7 +199,9 @@ def request_error(exc: requests.RequestException, resource: str, timeout: float)
             f"{resource}: TLS verification failed: pass the store's CA bundle", resource=resource
         )
     if isinstance(exc, requests.Timeout):
-        return MagentoRetriableError(f"{resource}: no answer within {timeout:g} s", resource=resource)
+        return MagentoRetriableError(
+            f"{resource}: no answer within {timeout:g} s", resource=resource
+        )
     transient = (
         requests.ConnectionError,
         requests.exceptions.ChunkedEncodingError,
@@ -214,4 +217,6 @@ def request_error(exc: requests.RequestException, resource: str, timeout: float)
     if status is not None:
         hint = _STATUS_HINTS.get(status, "the web server refused the request")
         return MagentoFatalError(f"{resource}: HTTP {status}: {hint}", resource=resource)
-    return MagentoFatalError(f"{resource}: request failed ({type(exc).__name__})", resource=resource)
+    return MagentoFatalError(
+        f"{resource}: request failed ({type(exc).__name__})", resource=resource
+    )

@@ -22,7 +22,7 @@ _LINEAGE = (KEY_COL, SOURCE_COL, LINE_COL)
 
 def plain(value: object) -> object:
     """A scalar as a report shows it: None for nulls, ISO text for times, Python numbers."""
-    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):  # type: ignore[call-overload]
         return None
     if isinstance(value, datetime) and value.tzinfo is None and value.time() == time(0):
         return value.date().isoformat()  # a Kind.DATE value: timestamps are UTC-aware
@@ -122,13 +122,13 @@ def _identity(customers: pd.DataFrame) -> pd.Series:
     return ident.where(customers["website_id"].notna() & customers["email"].notna())
 
 
-def _ranked(customers: pd.DataFrame, first_seq: int = 0) -> pd.DataFrame:
+def _ranked(customers: pd.DataFrame) -> pd.DataFrame:
     """Identity, id rank and file position of each row with an identity, best last."""
     ranked = pd.DataFrame(
         {
             "ident": _identity(customers),
             "cid": customers["customer_id"].astype("Int64").fillna(_NO_ID).to_numpy("int64"),
-            "seq": np.arange(first_seq, first_seq + len(customers), dtype="int64"),
+            "seq": np.arange(len(customers), dtype="int64"),
         },
         index=customers.index,
     )
@@ -159,7 +159,11 @@ def _describe(winners: pd.DataFrame) -> list[str]:
 
 
 def dedupe_customers(customers: pd.DataFrame) -> tuple[pd.Series, list[Fault]]:
-    """One customer per (website_id, lower(email)): the highest customer_id, else the last."""
+    """One customer per (website_id, lower(email)): the highest customer_id, else the last.
+
+    Rows without an id rank below rows with one; among equal ids the last in frame
+    order wins. Rows lacking website_id or email are not compared (validation faults them).
+    """
     ranked = _ranked(customers)
     winners = ranked.drop_duplicates("ident", keep="last")
     loser_idx = ranked.index[~ranked.index.isin(winners.index)]
@@ -172,6 +176,18 @@ def dedupe_customers(customers: pd.DataFrame) -> tuple[pd.Series, list[Fault]]:
 
 def _col(df: pd.DataFrame, name: str) -> list[object]:
     return df[name].tolist() if name in df.columns else [None] * len(df)
+
+
+def _empty_seen() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            KEY_COL: pd.Series(dtype="str"),
+            SOURCE_COL: pd.Series(dtype="str"),
+            LINE_COL: pd.Series(dtype="Int64"),
+            "cid": pd.Series(dtype="int64"),
+        },
+        index=pd.Index([], dtype="str"),
+    )
 
 
 @dataclass
@@ -189,23 +205,23 @@ class DuplicateTracker:
 
     Feed every customer chunk to `check` in file order (SOAP: ascending customer_id).
     Within a chunk it applies `dedupe_customers`. Across chunks it remembers the current
-    holder of each identity (its customer_id, record_key, source and line, ~100 bytes an
-    identity). A later row beats the holder when its customer_id is at least the holder's
-    (rows without ids always win, being later in file order): the earlier holder then
-    comes back in `superseded` with a `duplicate_key` fault. It may already be loaded:
-    when its record_key equals the winner's, the winner's upsert overwrites it; otherwise
-    the caller must retract it (drop it from staging or delete it from the target). A
-    later row with a lower customer_id loses at once and is faulted in `faults`.
+    holder of each identity (its customer_id, record_key, source and line). A later row
+    beats the holder when its customer_id is at least the holder's (rows without ids
+    always win, being later in file order): the earlier holder then comes back in
+    `superseded` with a `duplicate_key` fault. It may already be loaded: when its
+    record_key equals the winner's, the winner's upsert overwrites it; otherwise the
+    caller must retract it (drop it from staging or delete it from the target). A later
+    row with a lower customer_id loses at once and is faulted in `faults`. Chunks need
+    unique index labels; rows without website_id or email are left alone (validation
+    faults them).
     """
 
     _seen: pd.DataFrame = field(default_factory=_empty_seen)
-    _rows: int = 0
 
     def check(self, customers: pd.DataFrame) -> TrackResult:
         """Dedupe one chunk within itself and against every earlier chunk."""
         good, faults = dedupe_customers(customers)
-        ranked = _ranked(customers.loc[good], first_seq=self._rows)
-        self._rows += len(customers)
+        ranked = _ranked(customers.loc[good])
         new = customers.loc[ranked.index, list(_LINEAGE)].assign(
             cid=ranked["cid"], label=ranked.index
         )
@@ -227,15 +243,3 @@ class DuplicateTracker:
 
     def __len__(self) -> int:
         return len(self._seen)
-
-
-def _empty_seen() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            KEY_COL: pd.Series(dtype="str"),
-            SOURCE_COL: pd.Series(dtype="str"),
-            LINE_COL: pd.Series(dtype="Int64"),
-            "cid": pd.Series(dtype="int64"),
-        },
-        index=pd.Index([], dtype="str"),
-    )

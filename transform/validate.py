@@ -4,6 +4,14 @@ A `SuiteValidator` loads one suite per entity from `<suite_dir>/<entity>.json` (
 format `ExpectationSuite.to_json_dict()` writes) and builds the Great Expectations
 objects once per run. `validate` turns each failed row-level expectation into one
 `Fault` per unexpected row; `build_data_docs` renders the failing chunks as HTML.
+
+Semantics: a row failing two expectations gets two faults but is one bad row in `good`.
+An expectation that passes faults nothing, even when `mostly` < 1 let some rows through.
+A failed expectation that names no row (table-level, or one that raised) faults no
+record and lands in `table_failures`: the chunk failed, the caller decides what to do.
+Suites may hold `"$name"` values, replaced before the run (`$run_started`, the run's
+start in UTC, plus the `params` given); `min_value`/`max_value` on date and timestamp
+columns may be ISO strings: both become UTC Timestamps.
 """
 
 from __future__ import annotations
@@ -24,11 +32,11 @@ from great_expectations.core.expectation_validation_result import (
 )
 from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context.types.base import ProgressBarsConfig
-from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 from great_expectations.data_context.types.resource_identifiers import (
     ExpectationSuiteIdentifier,
     ValidationResultIdentifier,
 )
+from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
 from transform.errors import ConfigError, MagsyncError
 from transform.faults import Fault, Stage, shown_value
@@ -194,11 +202,11 @@ def _resolve(entity: Entity, kwargs: dict[str, Any], params: Mapping[str, object
         kind = entity.column(column).kind
         for key in _BOUNDS:
             if out.get(key) is not None and kind in (Kind.TIMESTAMP, Kind.DATE):
-                out[key] = _bound(out[key], kind)
+                out[key] = _bound(out[key])
     return out
 
 
-def _bound(value: object, _kind: Kind) -> pd.Timestamp:
+def _bound(value: object) -> pd.Timestamp:
     """A datetime bound as a UTC Timestamp (dates reach GX as UTC midnights, see _gx_view)."""
     ts = pd.Timestamp(value)  # type: ignore[arg-type]
     return ts.tz_localize(UTC) if ts.tzinfo is None else ts.tz_convert(UTC)

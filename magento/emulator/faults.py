@@ -10,7 +10,7 @@ SESSION_EXPIRED = ("5", "Session expired. Try to relogin.")
 PARAM_MISSING = ("6", 'Required parameter is missing, for more details see "exception.log".')
 
 
-class ApiFault(Exception):
+class ApiFault(Exception):  # noqa: N818 (Magento calls them faults)
     """A Magento API fault: a numeric code and a message (faultcode, faultstring)."""
 
     def __init__(self, code: str, message: str, *, internal: bool = False) -> None:
@@ -39,9 +39,9 @@ class SaveError(Exception):
     """A Mage_Core_Exception thrown while saving (validation): the API layer picks the code."""
 
 
-class CustomerNotFound(LookupError):
+class CustomerNotFoundError(LookupError):
     """No customer with that id."""
 
 
-class AddressNotFound(LookupError):
+class AddressNotFoundError(LookupError):
     """No address with that id."""

@@ -1,0 +1,89 @@
+"""Measured child: one magsync sync of a Magento export into the SQLite store under --workdir.
+
+python -m bench.magsync_case --input CSV --workdir DIR --result JSON [--mode steps|prefect]
+
+--mode steps (default) runs the flow body in-process without Prefect: the plain steps of
+flows/pipeline.py, composed as flows/sync.py::run_sync composes them, timed from open_run
+to finish (the first byte read to the report written). --mode prefect runs the real
+`sync_flow`, which starts Prefect's temporary server; its overhead is the call's wall
+time minus the flow body the run report records (started_at to finished_at).
+Full mode, default settings otherwise; a store already in --workdir makes it a re-sync.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bench.child import Clock, case_parser, write_result
+
+CLOCK = Clock()
+
+from flows import pipeline  # noqa: E402  (timed: the imports are a column of their own)
+from flows.settings import load_settings  # noqa: E402
+from flows.sync import build_source, sync_flow  # noqa: E402
+
+CLOCK.imported()
+
+
+def record_count(report: dict[str, Any]) -> int:
+    """Customer and address records read (every action but deleted)."""
+    counts = report.get("counts", {})
+    return sum(n for entity in ("customer", "address")
+               for action, n in counts.get(entity, {}).items() if action != "deleted")
+
+
+def run_steps(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The flow body without Prefect: the steps run_sync wraps in tasks."""
+    settings = load_settings(**overrides)
+    CLOCK.begin()
+    source = build_source(settings)
+    run = pipeline.open_run(settings, source.describe())
+    try:
+        pipeline.stage_all(run, source, has_groups=source.has_groups)
+        pipeline.check_guards(run)
+        pipeline.merge(run)
+        pipeline.export(run)
+    except BaseException as err:
+        pipeline.finish(run, "failed", f"{type(err).__name__}: {err}")
+        raise
+    report = pipeline.finish(run, "done").to_dict()
+    CLOCK.end()
+    return report
+
+
+def run_prefect(overrides: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """The real Prefect flow; returns its report and the Prefect overhead in seconds."""
+    CLOCK.begin()
+    state = sync_flow(overrides, None, return_state=True)
+    CLOCK.end()
+    report = state.result(raise_on_failure=False)
+    if not state.is_completed() or not isinstance(report, dict):
+        raise SystemExit(f"sync_flow ended {state.type}: {state.message}")
+    flow_call_s = CLOCK.body_s
+    started = datetime.fromisoformat(report["started_at"])
+    finished = datetime.fromisoformat(report["finished_at"])
+    CLOCK.body_s = (finished - started).total_seconds()
+    return report, flow_call_s - CLOCK.body_s
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs one sync and writes the measurements."""
+    parser = case_parser(__doc__)
+    parser.add_argument("--mode", choices=["steps", "prefect"], default="steps")
+    args = parser.parse_args(argv)
+    overrides = {"source": {"kind": "csv", "input": str(args.input.resolve())},
+                 "output_dir": str(args.workdir.resolve()), "full": True}
+    prefect_s = None
+    if args.mode == "prefect":
+        report, prefect_s = run_prefect(overrides)
+    else:
+        report = run_steps(overrides)
+    if report.get("status") != "done":
+        raise SystemExit(f"sync ended {report.get('status')}: {report.get('error')}")
+    write_result(args.result, CLOCK, record_count(report), prefect_s=prefect_s,
+                 counts=report["counts"], stages_s=report.get("timings_s", {}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+"""The emulator's HTTP server: WSDL on GET, SOAP on POST, fault injection and latency.
+
+`run_emulator(...)` runs it on a thread for tests (`with run_emulator(store) as emu:
+emu.url`); `serve(...)` blocks, for the `magsync emulator` command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from magento.emulator.handler import ApiUser, SessionTable, SoapHandler
+from magento.emulator.loaders import generated_store, load_data
+from magento.emulator.store import EmulatorStore
+from magento.emulator.wsdl import WsdlOptions, render_wsdl
+
+log = logging.getLogger(__name__)
+
+SOAP_PATHS = frozenset({
+    "/api/soap", "/api/soap/index", "/index.php/api/soap", "/index.php/api/soap/index",
+    "/api", "/index.php/api",
+})
+_XML = "text/xml; charset=UTF-8"
+_ERROR_PAGE = b"<html><body><h1>500 Internal Server Error</h1></body></html>\n"
+
+
+@dataclass(frozen=True)
+class FaultInjection:
+    """Seeded faults: dropped connections, HTTP 500s, sessions that die after N calls."""
+
+    seed: int = 0
+    drop_rate: float = 0.0  # close the socket without answering
+    http500_rate: float = 0.0
+    expire_session_after_calls: int | None = None
+    drop_after_processing: bool = False  # drop only after the request ran (writes happened)
+
+
+@dataclass(frozen=True)
+class Latency:
+    """A cost per request plus one per resource call, and a cap on requests served at once."""
+
+    per_request: float = 0.0  # seconds
+    per_call: float = 0.0  # each call of a multiCall (and a plain call) adds this
+    max_concurrent: int | None = None
+
+
+@dataclass
+class Stats:
+    """What the server saw: requests by outcome, calls, and the peak of concurrent requests."""
+
+    requests: int = 0
+    calls: int = 0
+    dropped: int = 0
+    http500: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    operations: dict[str, int] = field(default_factory=dict)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], soap: SoapHandler, faults: FaultInjection,
+                 latency: Latency, wsdl: Callable[[], bytes]) -> None:
+        super().__init__(address, _RequestHandler)
+        self.soap, self.faults, self.latency, self.wsdl = soap, faults, latency, wsdl
+        self.stats = Stats()
+        self.lock = threading.Lock()
+        self.rng = random.Random(faults.seed)
+        self.gate = threading.BoundedSemaphore(latency.max_concurrent or 1_000_000)
+        self.connections: set[socket.socket] = set()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer is no server error: log it quietly."""
+        log.debug("connection from %s ended abruptly", client_address, exc_info=True)
+
+    def fault_for_request(self) -> str | None:
+        """Draw this request's injected fault, in arrival order from the seeded generator."""
+        with self.lock:
+            self.stats.requests += 1
+            roll = self.rng.random()
+            if roll < self.faults.drop_rate:
+                self.stats.dropped += 1
+                return "drop"
+            if roll < self.faults.drop_rate + self.faults.http500_rate:
+                self.stats.http500 += 1
+                return "500"
+            return None
+
+    def close_connections(self) -> None:
+        """Shut down kept-alive connections so their threads end."""
+        with self.lock:
+            for conn in list(self.connections):
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.lock:
+            self.server.connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        """The WSDL at any SOAP path with a `wsdl` query parameter."""
+        parts = urlsplit(self.path)
+        if parts.path.rstrip("/") in SOAP_PATHS and "wsdl" in parse_qs(parts.query, True):
+            self._send(200, _XML, self.server.wsdl())
+        else:
+            self._send(404, "text/plain", b"Not Found\n")
+
+    def do_POST(self) -> None:
+        """A SOAP request, through fault injection, the concurrency cap and the latency."""
+        if urlsplit(self.path).path.rstrip("/") not in SOAP_PATHS:
+            self._send(404, "text/plain", b"Not Found\n")
+            return
+        length = self.headers.get("Content-Length")
+        if length is None:
+            self._send(411, "text/plain", b"Length Required\n")
+            return
+        body = self.rfile.read(int(length))
+        server = self.server
+        injected = server.fault_for_request()
+        if injected == "drop" and not server.faults.drop_after_processing:
+            self._drop()
+            return
+        if injected == "500":
+            self._send(500, "text/html; charset=UTF-8", _ERROR_PAGE)
+            return
+        with server.gate:
+            self._track(+1)
+            try:
+                started = time.monotonic()
+                answer = server.soap.handle(body)
+                cost = server.latency.per_request + server.latency.per_call * answer.calls
+                time.sleep(max(0.0, cost - (time.monotonic() - started)))
+            finally:
+                self._track(-1)
+        with server.lock:
+            server.stats.calls += answer.calls
+            ops = server.stats.operations
+            ops[answer.operation] = ops.get(answer.operation, 0) + 1
+        if injected == "drop":
+            self._drop()
+            return
+        self._send(200, _XML, answer.body)
+
+    def _track(self, delta: int) -> None:
+        with self.server.lock:
+            stats = self.server.stats
+            stats.in_flight += delta
+            stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _send(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@dataclass
+class RunningEmulator:
+    """A started emulator: its URLs, store, statistics and session controls."""
+
+    url: str  # base URL, e.g. http://127.0.0.1:PORT/
+    store: EmulatorStore
+    _server: _Server
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port."""
+        return int(self._server.server_address[1])
+
+    @property
+    def endpoint(self) -> str:
+        """The v1 SOAP endpoint URL."""
+        return self.url + "api/soap/"
+
+    @property
+    def wsdl_url(self) -> str:
+        """The v1 WSDL URL."""
+        return self.url + "api/soap/?wsdl"
+
+    @property
+    def stats(self) -> Stats:
+        """Live request statistics."""
+        return self._server.stats
+
+    def expire_sessions(self) -> int:
+        """Expire every open API session now (the next call gets fault 5)."""
+        return self._server.soap.sessions.expire_all()
+
+
+def _users(users: Mapping[str, str | ApiUser]) -> dict[str, ApiUser]:
+    return {name: u if isinstance(u, ApiUser) else ApiUser(u) for name, u in users.items()}
+
+
+@contextlib.contextmanager
+def run_emulator(
+    store: EmulatorStore | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    namespace: str = "urn:Magento",
+    users: Mapping[str, str | ApiUser] | None = None,
+    faults: FaultInjection | None = None,
+    latency: Latency | None = None,
+    session_timeout: float = 3600.0,
+    wsdl: WsdlOptions | None = None,
+    advertised_url: str | None = None,
+) -> Iterator[RunningEmulator]:
+    """Run the emulator on a background thread; stop it cleanly on exit.
+
+    `users` maps API user names to keys (or ApiUser with an ACL); default {"etl": "key"}.
+    `advertised_url` is the WSDL's soap:address (default: this server's own endpoint).
+    """
+    store = store if store is not None else EmulatorStore()
+    faults = faults or FaultInjection()
+    wsdl_options = wsdl or WsdlOptions()
+    sessions = SessionTable(store.clock, session_timeout, faults.expire_session_after_calls)
+    soap = SoapHandler(store, namespace, _users(users or {"etl": "key"}), sessions,
+                       fixed_array=wsdl_options.types)
+    location: list[str] = []
+    server = _Server((host, port), soap, faults, latency or Latency(),
+                     lambda: render_wsdl(namespace, location[0], wsdl_options))
+    url = f"http://{host}:{server.server_address[1]}/"
+    location.append(advertised_url or url + "index.php/api/soap/index/")
+    thread = threading.Thread(target=server.serve_forever, name="magsync-emulator", daemon=True)
+    thread.start()
+    try:
+        yield RunningEmulator(url, store, server)
+    finally:
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        thread.join()
+
+
+def serve(
+    port: int = 8080,
+    data: Path | None = None,
+    *,
+    customers: int = 1000,
+    seed: int = 42,
+    namespace: str = "urn:Magento",
+    api_user: str = "magsync",
+    api_key: str = "",
+    host: str = "127.0.0.1",
+    faults: FaultInjection | None = None,
+    latency: Latency | None = None,
+    session_timeout: float = 3600.0,
+    wsdl: WsdlOptions | None = None,
+    advertised_url: str | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve until interrupted: data from a CE export (file or folder), else generated."""
+    if not api_key:
+        raise ValueError("the emulator needs an API key for its API user")
+    if data is not None:
+        from magento.dataset import GROUPS, STORES
+
+        store = EmulatorStore(groups=GROUPS, stores={s.store_id: (s.website_id, s.name)
+                                                     for s in STORES})
+        loaded = load_data(store, data)
+        log.info("loaded %d customers from %s", loaded, data)
+    else:
+        store = generated_store(customers, seed)
+    stop = threading.Event()
+    with run_emulator(store, host=host, port=port, namespace=namespace,
+                      users={api_user: api_key}, faults=faults, latency=latency,
+                      session_timeout=session_timeout, wsdl=wsdl,
+                      advertised_url=advertised_url) as emu:
+        customers_held, addresses_held = store.counts()
+        log.info("magsync emulator on %s: %d customers, %d addresses, API user %s",
+                 emu.url, customers_held, addresses_held, api_user)
+        if on_ready is not None:
+            on_ready(emu.url)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()

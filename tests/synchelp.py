@@ -1,0 +1,48 @@
+"""Running syncs in tests and reading what they left behind."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from prefect.states import State
+
+ENTITY_TABLES = ("customer_groups", "customers", "customer_addresses")
+
+
+def sync(input_path: Path, out: Path, **settings: Any) -> tuple[State, dict[str, Any]]:
+    """One sync through the real Prefect flow; returns its final state and report."""
+    from flows.sync import sync_flow
+
+    overrides = {"source": {"kind": "csv", "input": str(input_path)},
+                 "output_dir": str(out), **settings}
+    state = sync_flow(overrides, return_state=True)
+    return state, state.result(raise_on_failure=False)
+
+
+def db(out: Path) -> sqlite3.Connection:
+    """The default SQLite target of an output folder."""
+    return sqlite3.connect(out / "magsync.sqlite")
+
+
+def dump(out: Path, tables: tuple[str, ...] = ENTITY_TABLES) -> dict[str, list[tuple]]:
+    """Every row of the given tables, sorted."""
+    with db(out) as conn:
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
+                for t in tables}
+
+
+def active(out: Path, table: str, column: str = "record_key") -> set[Any]:
+    """A column's values over the active (not soft-deleted) rows."""
+    with db(out) as conn:
+        rows = conn.execute(f"SELECT {column} FROM {table} WHERE deleted_at IS NULL")
+        return {r[0] for r in rows}
+
+
+def records(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records file of a run."""
+    import pyarrow.parquet as pq
+
+    path = Path(report["output_dir"]) / "reports" / report["run_id"] / "records.parquet"
+    return pq.read_table(path).to_pylist()
