@@ -24,6 +24,7 @@ from transform.batch import CUST_EMAIL_COL, CUST_WEBSITE_COL, RawBatch
 from transform.errors import SourceFatalError
 from transform.faults import Fault, Stage
 from transform.schema import ADDRESS, CUSTOMER, EXTRA_COL, LINE_COL, SOURCE_COL
+from transform.values import opt_int, opt_str
 
 
 def discover(path: Path) -> list[tuple[Path, Format]]:
@@ -117,7 +118,7 @@ class CsvSource:
 
 
 def _resolve_website(frame: pd.DataFrame, id_col: str, code_col: str,
-                     codes: Mapping[str, int]) -> pd.DataFrame:
+                     codes: dict[str, int]) -> pd.DataFrame:
     """Fills an empty website id from the website code; learns code -> id pairs."""
     if code_col not in frame.columns:
         return frame
@@ -127,7 +128,7 @@ def _resolve_website(frame: pd.DataFrame, id_col: str, code_col: str,
         pairs = pd.DataFrame({"code": code, "id": known})
         pairs = pairs[(pairs["code"] != "") & pairs["id"].str.fullmatch(r"\d+")]
         for c, i in pairs.drop_duplicates("code").itertuples(index=False):
-            codes.setdefault(str(c), int(i))  # type: ignore[call-overload]
+            codes.setdefault(str(c), int(str(i)))
     else:
         known = pd.Series("", index=frame.index, dtype="str")
     mapped = code.map(codes).astype("Int64").astype("str")
@@ -198,8 +199,8 @@ class CeAssembler:
         self._carry(df, is_customer, website, email, anchor, group, has_address, ordinal)
         faults = [Fault(entity=ADDRESS.name, stage=Stage.READ, rule="orphan_address",
                         message="address row with no readable customer row above it",
-                        source=str(frame.at[label, SOURCE_COL]),
-                        source_line=int(frame.at[label, LINE_COL]))
+                        source=opt_str(frame.at[label, SOURCE_COL]),
+                        source_line=opt_int(frame.at[label, LINE_COL]))
                   for label in frame.index[orphan]]
         return frame[~orphan], faults
 
@@ -216,11 +217,12 @@ class CeAssembler:
     def _carry(self, df: pd.DataFrame, is_customer: np.ndarray, website: pd.Series,
                email: pd.Series, anchor: pd.Series, group: np.ndarray,
                has_address: np.ndarray, ordinal: np.ndarray) -> None:
-        if not len(df) or pd.isna(anchor.iat[-1]):
+        line = opt_int(anchor.iat[-1]) if len(df) else None
+        if line is None:
             return
         last_group = group[-1]
         in_last = group[has_address] == last_group
         count = int(ordinal[in_last].max()) if in_last.any() else 0
         if last_group == 0 and self.carry is not None:
             count = max(count, self.carry[3])
-        self.carry = (str(website.iat[-1]), str(email.iat[-1]), int(anchor.iat[-1]), count)
+        self.carry = (str(website.iat[-1]), str(email.iat[-1]), line, count)

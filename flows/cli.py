@@ -98,6 +98,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     """Runs the sync flow and prints its report table."""
     quiet_prefect()
     _hide_target(args.target)
+    from prefect.states import State
     from pydantic import ValidationError
 
     from flows.settings import load_settings
@@ -111,7 +112,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print(f"magsync: invalid settings: {err.errors()[0].get('msg')}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(settings.log_level)
-    state = sync_flow(overrides, config, return_state=True)
+    state: State[Any] = sync_flow(overrides, config, return_state=True)  # type: ignore[assignment]
     result = state.result(raise_on_failure=False)
     if isinstance(result, dict) and "counts" in result:
         print_report(result)

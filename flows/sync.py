@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
+from pydantic import ValidationError
 
 from extract.csv_source import CsvSource
 from flows import pipeline

@@ -187,7 +187,7 @@ class SqlTarget:
         for i, fld in enumerate(out.schema):
             if pa.types.is_timestamp(fld.type):  # the target keeps naive UTC
                 out = out.set_column(i, fld.name, out.column(i).cast(pa.timestamp("us")))
-        rows = out.to_pylist()
+        rows: list[dict[str, Any]] = out.to_pylist()
         for row in rows:
             row["source"] = self.source
             row["run_id"] = run_id
@@ -197,18 +197,19 @@ class SqlTarget:
 
     def _upsert_statement(self, table: sa.Table, names: list[str]) -> Any:
         keys = ("source", "record_key")
+        updates = [n for n in names if n not in keys]
         if self.dialect in ("mysql", "mariadb"):
-            stmt = mysql.insert(table)
-            return stmt.on_duplicate_key_update(
-                {n: stmt.inserted[n] for n in names if n not in keys})
-        dialect_insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(
-            self.dialect)
-        if dialect_insert is None:
-            raise ConfigError(f"unsupported target database: {self.dialect}")
-        stmt = dialect_insert(table)
-        return stmt.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={n: stmt.excluded[n] for n in names if n not in keys})
+            my_stmt = mysql.insert(table)
+            return my_stmt.on_duplicate_key_update({n: my_stmt.inserted[n] for n in updates})
+        if self.dialect == "postgresql":
+            pg_stmt = postgresql.insert(table)
+            return pg_stmt.on_conflict_do_update(
+                index_elements=list(keys), set_={n: pg_stmt.excluded[n] for n in updates})
+        if self.dialect == "sqlite":
+            lite_stmt = sqlite.insert(table)
+            return lite_stmt.on_conflict_do_update(
+                index_elements=list(keys), set_={n: lite_stmt.excluded[n] for n in updates})
+        raise ConfigError(f"unsupported target database: {self.dialect}")
 
     def delete(self, conn: Connection, entity: Entity, keys: Sequence[str], run_id: str,
                now: datetime, *, hard: bool) -> int:
@@ -283,13 +284,14 @@ def _typed(entity: Entity, frame: pd.DataFrame) -> pd.DataFrame:
         elif col.kind is Kind.DATE:
             out[col.name] = pd.to_datetime(out[col.name]).astype("datetime64[s]")
         else:
-            out[col.name] = out[col.name].astype(PANDAS_DTYPES[col.kind])
+            out[col.name] = out[col.name].astype(PANDAS_DTYPES[col.kind])  # type: ignore[call-overload]
     out[EXTRA_COL] = out[EXTRA_COL].astype("str")
     return out
 
 
 def _arrow_batch(rows: Sequence[Any], schema: pa.Schema, entity: Entity) -> pa.RecordBatch:
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+    columns: list[Sequence[Any]] = (list(zip(*rows, strict=True)) if rows
+                                    else [[] for _ in schema])
     arrays = []
     for field, values in zip(schema, columns, strict=True):
         if pa.types.is_timestamp(field.type):

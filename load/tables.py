@@ -6,6 +6,8 @@ that these objects and the migrated database agree.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
@@ -30,7 +32,7 @@ def text() -> sa.types.TypeEngine[str]:
     return sa.Text().with_variant(mysql.TEXT(collation=BIN), "mysql", "mariadb")
 
 
-def timestamp() -> sa.types.TypeEngine[object]:
+def timestamp() -> sa.types.TypeEngine[Any]:
     """A UTC timestamp stored without zone (naive UTC), microsecond precision."""
     return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 

@@ -359,8 +359,8 @@ class MagentoClient:
                 resource="login",
                 code=2,
             )
-        if code in _FATAL_FAULTS:
-            hint = _FATAL_FAULTS[code]  # type: ignore[index]
+        hint = _FATAL_FAULTS.get(code) if isinstance(code, int) else None
+        if hint is not None:
             raise MagentoFatalError(
                 f"{resource}: {hint} (fault {code} {message})", resource=resource, code=code
             )
@@ -439,9 +439,7 @@ class MagentoClient:
                 delay = min(_MAX_BACKOFF, self.backoff_base * 2 ** (number - 1)) * random.uniform(
                     0.5, 1
                 )
-                log.debug(
-                    "%s: %s; retry %d of %d in %.2f s", resource, exc, number, attempts - 1, delay
-                )
+                log.debug("%s; retry %d of %d in %.2f s", exc, number, attempts - 1, delay)
                 time.sleep(delay)
         raise AssertionError("unreachable")
 

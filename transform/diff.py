@@ -50,7 +50,7 @@ class KeyIndex:
     def classify(self, keys: pd.Series, hashes: np.ndarray, *,
                  create_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(action per row, duplicate mask); marks the keys seen."""
-        pos = self.keys.get_indexer(keys.to_numpy())
+        pos = self.keys.get_indexer(pd.Index(keys))
         known = pos >= 0
         actions = np.full(len(keys), Action.CREATED.value, dtype=object)
         stored = pos[known]
@@ -75,7 +75,8 @@ class KeyIndex:
 
     def absent(self) -> list[str]:
         """Active stored keys this run has not seen: candidates for deletion."""
-        return self.keys[~self.seen & ~self.deleted].tolist()
+        absent: list[str] = self.keys[~self.seen & ~self.deleted].tolist()
+        return absent
 
 
 def changed_fields(new: pd.DataFrame, old: pd.DataFrame, columns: list[str]) -> pd.Series:

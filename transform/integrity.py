@@ -165,13 +165,15 @@ def dedupe_customers(customers: pd.DataFrame) -> tuple[pd.Series, list[Fault]]:
     order wins. Rows lacking website_id or email are not compared (validation faults them).
     """
     ranked = _ranked(customers)
-    winners = ranked.drop_duplicates("ident", keep="last")
-    loser_idx = ranked.index[~ranked.index.isin(winners.index)]
+    losing = ranked["ident"].duplicated(keep="last").to_numpy()
+    loser_idx = ranked.index[losing]
     good = pd.Series(~customers.index.isin(loser_idx), index=customers.index, name="good")
-    losers = customers.loc[loser_idx]
-    by_ident = dict(zip(winners["ident"], _describe(customers.loc[winners.index]), strict=True))
-    notes = [by_ident[i] for i in ranked.loc[loser_idx, "ident"]]
-    return good, _duplicate_faults(losers, notes)
+    if not losing.any():
+        return good, []
+    loser_ident = ranked.loc[loser_idx, "ident"]
+    winners = ranked[~losing & ranked["ident"].isin(set(loser_ident)).to_numpy()]
+    kept = dict(zip(winners["ident"], _describe(customers.loc[winners.index]), strict=True))
+    return good, _duplicate_faults(customers.loc[loser_idx], [kept[i] for i in loser_ident])
 
 
 def _col(df: pd.DataFrame, name: str) -> list[object]:
@@ -237,8 +239,8 @@ class DuplicateTracker:
         superseded = _duplicate_faults(
             was, _describe(new.loc[beats]), values=[i.split("|", 1)[1] for i in was.index]
         )
-        keep = new.loc[~loses].drop(columns="label")
-        self._seen = pd.concat([self._seen[~self._seen.index.isin(keep.index)], keep])
+        seen = pd.concat([self._seen, new.loc[~loses].drop(columns="label")])
+        self._seen = seen[~seen.index.duplicated(keep="last")]
         return TrackResult(good=good, faults=faults, superseded=superseded)
 
     def __len__(self) -> int:

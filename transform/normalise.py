@@ -24,6 +24,7 @@ from transform.schema import (
     Entity,
     Kind,
 )
+from transform.values import opt_int, opt_str
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "y"})
 FALSE_WORDS = frozenset({"0", "false", "no", "n"})
@@ -48,7 +49,8 @@ def clean_strings(values: pd.Series) -> pd.Series:
     arr = pa.array(values, type=pa.string(), from_pandas=True)
     arr = pc.utf8_normalize(pc.utf8_trim_whitespace(arr), "NFC")
     arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
-    return arr.to_pandas().astype("str").set_axis(values.index)
+    out: pd.Series = arr.to_pandas().astype("str").set_axis(values.index)
+    return out
 
 
 def clean_street(values: pd.Series) -> pd.Series:
@@ -165,10 +167,8 @@ def _fault_rows(out: Normalised, entity: Entity, raw: pd.DataFrame, column: str,
 def _get(raw: pd.DataFrame, col: str, label: object) -> str | None:
     if col not in raw.columns:
         return None
-    value = raw.at[label, col]
-    return None if pd.isna(value) else str(value)
+    return opt_str(raw.at[label, col])
 
 
 def _line(raw: pd.DataFrame, label: object) -> int | None:
-    value = _get(raw, LINE_COL, label)
-    return None if value is None else int(value)
+    return opt_int(_get(raw, LINE_COL, label))

@@ -13,6 +13,7 @@ from transform.faults import Fault, Stage
 from transform.keys import customer_key, record_keys, row_hashes
 from transform.normalise import clean_strings, normalise, to_int
 from transform.schema import HASH_COL, KEY_COL, LINE_COL, SOURCE_COL, Entity
+from transform.values import is_missing, opt_int, opt_str
 
 
 @dataclass
@@ -54,7 +55,7 @@ def prepare(batch: RawBatch, gender_labels: Mapping[str, int]) -> Prepared:
     keyless = keys.isna().to_numpy()
     faulted = keyless | frame.index.isin(list(norm.faults))
     for label in frame.index[faulted]:
-        if pd.isna(keys.at[label]):
+        if is_missing(keys.at[label]):
             out.faults.append(_missing_key(entity, frame, label))
             out.keyless_faults += 1
         else:
@@ -73,5 +74,4 @@ def _missing_key(entity: Entity, frame: pd.DataFrame, label: object) -> Fault:
     source = frame.at[label, SOURCE_COL] if SOURCE_COL in frame.columns else None
     return Fault(entity=entity.name, stage=Stage.NORMALISE, rule="missing_key",
                  message=f"no usable key: needs {' and '.join(parts)}",
-                 column=parts[-1], source=None if pd.isna(source) else str(source),
-                 source_line=None if pd.isna(line) else int(line))
+                 column=parts[-1], source=opt_str(source), source_line=opt_int(line))

@@ -27,7 +27,7 @@ Row = Mapping[str, Any]
 Predicate = Callable[[Row], bool]
 
 # Static columns of customer_entity that are no API attribute but still filter.
-_CONSTANT_COLUMNS: dict[str, int] = {"entity_type_id": 1, "attribute_set_id": 0, "is_active": 1}
+_CONSTANT_COLUMNS: dict[str, int] = {"entity_type_id": 1, "attribute_set_id": 0}
 _FILTERABLE = frozenset(CUSTOMER_FIELDS) | frozenset(_CONSTANT_COLUMNS)
 _OPERATORS = frozenset({
     "eq", "neq", "like", "nlike", "in", "nin", "notnull", "null", "gt", "lt", "gteq", "lteq",

@@ -13,7 +13,7 @@ import fnmatch
 import secrets
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -116,10 +116,6 @@ class SoapHandler:
     users: Mapping[str, ApiUser]
     sessions: SessionTable
     fixed_array: bool = True  # multiCall's answer typed ns1:FixedArray (WSDL with types)
-    resources: Resources = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.resources = Resources(self.store)
 
     def handle(self, body: bytes) -> Answer:
         """Answer one POSTed envelope; every outcome is an envelope (HTTP 200)."""
@@ -132,23 +128,23 @@ class SoapHandler:
         except (codec.CodecError, ValueError):
             return Answer(fault_envelope("SOAP-ENV:Client", "Bad Request"))
         try:
-            return self._dispatch(name, parts)
+            return self._dispatch(name, parts, Resources(self.store))
         except ApiFault as fault:
             return Answer(fault_envelope(fault.code, fault.message), operation=name)
         except PhpError as error:
             return Answer(fault_envelope("SOAP-ENV:Server", error.message), operation=name)
 
-    def _dispatch(self, name: str, parts: dict[str, Any]) -> Answer:
+    def _dispatch(self, name: str, parts: dict[str, Any], resources: Resources) -> Answer:
         if name == "login":
             sid = self._login(parts.get("username"), parts.get("apiKey"))
             return self._answer(name, "loginReturn", "string", sid)
         if name == "call":
             user = self._session_user(parts.get("sessionId"))
-            result = self._call(user, parts.get("resourcePath"), parts.get("args"), spread=True)
+            result = self._call(resources, user, parts.get("resourcePath"), parts.get("args"))
             return self._answer(name, "callReturn", "any", result, calls=1)
         if name == "multiCall":
             user = self._session_user(parts.get("sessionId"))
-            results = self._multi_call(user, parts.get("calls"), parts.get("options"))
+            results = self._multi_call(resources, user, parts.get("calls"), parts.get("options"))
             kind = "fixed" if self.fixed_array else "any"
             return self._answer(name, "multiCallReturn", kind, results, calls=len(results))
         if name == "endSession":
@@ -178,21 +174,23 @@ class SoapHandler:
             raise ApiFault.of(faults.SESSION_EXPIRED)
         return self.users[name]
 
-    def _call(self, user: ApiUser, path: Any, args: Any, *, spread: bool) -> Any:
+    def _call(self, resources: Resources, user: ApiUser, path: Any, args: Any) -> Any:
         """One resource call; raises ApiFault (a fault) or PhpError (escapes multiCall)."""
-        method = self.resources.methods.get(path) if isinstance(path, str) else None
+        method = resources.methods.get(path) if isinstance(path, str) else None
         if method is None:
             raise ApiFault.of(faults.PATH_INVALID)
         if not user.allows(path):
             raise ApiFault.of(faults.ACCESS_DENIED)
         try:
-            return method.invoke(args, spread=spread)
+            return method.invoke(args)
         except (CustomerNotFoundError, AddressNotFoundError) as exc:
             fault = map_store_errors(exc)
             assert fault is not None
             raise fault from None
 
-    def _multi_call(self, user: ApiUser, calls: Any, options: Any) -> list[Any]:
+    def _multi_call(
+        self, resources: Resources, user: ApiUser, calls: Any, options: Any
+    ) -> list[Any]:
         if not isinstance(calls, list | dict):
             raise PhpError(
                 "Mage_Api_Model_Server_Handler_Abstract::multiCall(): Argument #2 ($calls) "
@@ -202,7 +200,7 @@ class SoapHandler:
         for call in calls.values() if isinstance(calls, dict) else calls:
             path, args = _call_parts(call)
             try:
-                results.append(self._call(user, path, [] if args is None else args, spread=True))
+                results.append(self._call(resources, user, path, [] if args is None else args))
             except ApiFault as fault:
                 message = faults.INTERNAL[1] if fault.internal else fault.message
                 results.append({"isFault": True, "faultCode": fault.code, "faultMessage": message})

@@ -34,9 +34,9 @@ class Method:
     required: int
     run: Callable[..., Any]
 
-    def invoke(self, args: Any, *, spread: bool) -> Any:
+    def invoke(self, args: Any) -> Any:
         """Call with `args` as Magento's handler does: a PHP array is spread, else one arg."""
-        given = self._bind(args) if spread and isinstance(args, list | dict) else {0: args}
+        given = self._bind(args) if isinstance(args, list | dict) else {0: args}
         for index in range(self.required):
             if index not in given:
                 if any(i > index for i in given):  # a later parameter came by name
@@ -70,11 +70,25 @@ class Method:
         return given
 
 
+# The customer entity's "default attributes": static columns a filter reads directly.
+_DEFAULT_ATTRIBUTES = frozenset({
+    "entity_type_id", "attribute_set_id", "created_at", "updated_at", "increment_id",
+    "store_id", "website_id",
+})
+
+
 class Resources:
-    """customer.*, customer_address.* and customer_group.list over a store."""
+    """customer.*, customer_address.* and customer_group.list over a store, for one request.
+
+    Like PHP's per-request resource singletons, an instance remembers the order in which
+    the customer entity's attributes were first touched: a filter on a non-default
+    attribute loads that attribute before all others, so it comes right after customer_id
+    in every customer Map answered later in the same request (v1_customer_list_email_like).
+    """
 
     def __init__(self, store: EmulatorStore) -> None:
         self.store = store
+        self._customer_attributes: dict[str, None] = {}  # insertion-ordered set
         customer = "Mage_Customer_Model_Customer_Api::"
         address = "Mage_Customer_Model_Address_Api::"
         self.methods: dict[str, Method] = {
@@ -105,14 +119,28 @@ class Resources:
 
     def customer_list(self, filters: Any = None) -> list[dict[str, Any]]:
         """customer.list: every matching customer by id, null attributes left out."""
-        return [_without_nulls(row, "customer_id") for row in self.store.list_customers(filters)]
+        if isinstance(filters, Mapping):
+            for field in filters:
+                if field not in CUSTOMER_FIELDS[1:]:
+                    break  # customer_id is no attribute; an unknown name faults below
+                if field not in _DEFAULT_ATTRIBUTES:
+                    self._customer_attributes.setdefault(field)
+        rows = self.store.list_customers(filters)
+        if not rows:
+            return []  # no row, no loadAllAttributes: the touched order stays open
+        order = self._customer_order()
+        return [
+            {"customer_id": row["customer_id"]}
+            | {f: row[f] for f in order if row[f] is not None}
+            for row in rows
+        ]
 
     def customer_info(self, customer_id: Any, attributes: Any = None) -> dict[str, Any]:
         """customer.info: customer_id then every (or each asked) attribute, nulls included."""
         row = self._customer(customer_id)
         wanted = _attribute_filter(attributes)
         result = {"customer_id": row["customer_id"]}
-        for field in CUSTOMER_FIELDS[1:]:
+        for field in self._customer_order():
             if wanted is None or field in wanted:
                 result[field] = row[field]
         if "created_at" in result:
@@ -121,6 +149,7 @@ class Resources:
 
     def customer_create(self, data: Any) -> str:
         """customer.create: the new id, as the string PHP's lastInsertId gives."""
+        self._customer_order()  # a model save() loads every attribute
         try:
             return str(self.store.create_customer(_as_data(data)))
         except SaveError as exc:
@@ -148,7 +177,7 @@ class Resources:
         rows = self.store.addresses_of(customer["customer_id"])
         result = []
         for row in sorted(rows, key=lambda a: a["customer_address_id"], reverse=True):
-            item = _without_nulls(row, "customer_address_id")
+            item = _address_row(row)
             result.append(item | _default_flags(customer, row))
         return result
 
@@ -197,6 +226,12 @@ class Resources:
 
     # -- helpers ---------------------------------------------------------------------------
 
+    def _customer_order(self) -> list[str]:
+        """loadAllAttributes: every attribute, those touched earlier in this request first."""
+        for field in CUSTOMER_FIELDS[1:]:
+            self._customer_attributes.setdefault(field)
+        return list(self._customer_attributes)
+
     def _customer(
         self, customer_id: Any, fault: tuple[str, str] = _CUSTOMER_NOT_EXISTS
     ) -> dict[str, Any]:
@@ -204,6 +239,7 @@ class Resources:
         row = None if cid is None else self.store.customer(cid)
         if row is None:
             raise ApiFault.of(fault)
+        self._customer_order()  # a model load() loads every attribute
         return row
 
     def _address(self, address_id: Any) -> dict[str, Any]:
@@ -223,11 +259,10 @@ def map_store_errors(error: Exception) -> ApiFault | None:
     return None
 
 
-def _without_nulls(row: Mapping[str, Any], id_field: str) -> dict[str, Any]:
-    """A list row: the id, then the attributes that are set (PHP's isset)."""
-    fields = CUSTOMER_FIELDS if id_field == "customer_id" else ADDRESS_FIELDS
-    result = {id_field: row[id_field]}
-    result.update((f, row[f]) for f in fields[1:] if row.get(f) is not None)
+def _address_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An address list row: the id, then the attributes that are set (PHP's isset)."""
+    result = {"customer_address_id": row["customer_address_id"]}
+    result.update((f, row[f]) for f in ADDRESS_FIELDS[1:] if row.get(f) is not None)
     return result
 
 

@@ -34,7 +34,13 @@ RECORDED_USER = "etl"
 RECORDED_KEY = "etlpeerkey1234567890"
 RECORDED_SESSION = "ed5f256c15afd85bddefd93232b95d83"
 # Answered by session or credential state, not by request matching.
-NOT_INDEXED = {"v1_acl_denied", "v1_call_after_endsession", "v1_login", "v1_login_badkey", "v1_endsession"}
+NOT_INDEXED = {
+    "v1_acl_denied",
+    "v1_call_after_endsession",
+    "v1_login",
+    "v1_login_badkey",
+    "v1_endsession",
+}
 
 DTD_BODY = (
     b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">]>'
@@ -67,7 +73,9 @@ def request_key(operation: str, parts: dict[str, Any]) -> str:
     if operation == "call":
         key: Any = [operation, parts.get("resourcePath"), _positional(parts.get("args"))]
     elif operation == "multiCall":
-        calls = [[c[0], _positional(c[1] if len(c) > 1 else None)] for c in parts.get("calls") or []]
+        calls = [
+            [c[0], _positional(c[1] if len(c) > 1 else None)] for c in parts.get("calls") or []
+        ]
         key = [operation, calls, parts.get("options")]
     else:
         key = [operation]
@@ -109,6 +117,7 @@ class ReplayState:
     api_key: str = RECORDED_KEY
     basic_auth: tuple[str, str] | None = None
     wsdl_prefix: bytes = b""
+    wsdl_failures: int = 0
     slow_seconds: float = 1.0
     denied: set[str] = field(default_factory=set)
     sessions: set[str] = field(default_factory=set)
@@ -146,7 +155,9 @@ class ReplayServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
         self.httpd.handle_error = lambda request, address: None  # type: ignore[method-assign]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -165,7 +176,9 @@ class ReplayServer:
         """The recorded response for a decoded request."""
         state = self.state
         if namespace != state.namespace:
-            return codec.to_bytes(codec.fault_envelope("SOAP-ENV:Client", f"wrong namespace {namespace}"))
+            return codec.to_bytes(
+                codec.fault_envelope("SOAP-ENV:Client", f"wrong namespace {namespace}")
+            )
         if operation == "login":
             if (parts.get("username"), parts.get("apiKey")) != (state.api_user, state.api_key):
                 return recording("v1_login_badkey", "response")
@@ -173,7 +186,11 @@ class ReplayServer:
             with state.lock:
                 state.sessions.add(session)
                 state.issued.append(session)
-            return self._localise(recording("v1_login", "response").replace(RECORDED_SESSION.encode(), session.encode()))
+            return self._localise(
+                recording("v1_login", "response").replace(
+                    RECORDED_SESSION.encode(), session.encode()
+                )
+            )
         with state.lock:
             alive = parts.get("sessionId") in state.sessions
             if operation == "endSession" and alive:
@@ -188,7 +205,9 @@ class ReplayServer:
         name = self.index.get(key)
         if name is None:
             state.misses.append(key)
-            return codec.to_bytes(codec.fault_envelope("SOAP-ENV:Server", "no recording for this request"))
+            return codec.to_bytes(
+                codec.fault_envelope("SOAP-ENV:Server", "no recording for this request")
+            )
         return self._localise(recording(name, "response"))
 
     def _localise(self, response: bytes) -> bytes:
@@ -200,6 +219,12 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body go out in two writes: without this, Nagle's algorithm and
+            # delayed ACKs add ~40 ms to every answer.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -215,7 +240,9 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
             self._send(401, b"<html>401</html>", "text/html")
             return False
 
-        def _send(self, status: int, body: bytes, content_type: str = "text/xml; charset=utf-8") -> None:
+        def _send(
+            self, status: int, body: bytes, content_type: str = "text/xml; charset=utf-8"
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -227,6 +254,11 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
             if not self._authorised():
                 return
             if self.path in ("/api/soap/?wsdl", "/index.php/api/soap/?wsdl"):
+                with state.lock:
+                    failing, state.wsdl_failures = state.wsdl_failures > 0, state.wsdl_failures - 1
+                if failing:
+                    self._send(503, b"<html>busy</html>", "text/html")
+                    return
                 self._send(200, state.wsdl_prefix + (WSDL_DIR / state.wsdl_file).read_bytes())
             else:
                 self._send(404, b"<html>not found</html>", "text/html")

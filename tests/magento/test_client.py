@@ -25,12 +25,24 @@ from magento.errors import (
 from tests.magento.replay_server import (
     RECORDED_KEY,
     WIRE,
+    WSDL_DIR,
     ReplayServer,
     recorded_request,
     recording,
 )
 
-WSDLS = {"magento_ce19.wsdl": "urn:Magento", "magento_legacy.wsdl": "urn:Magento", "openmage.wsdl": "urn:OpenMage"}
+WSDLS = {
+    "magento_ce19.wsdl": "urn:Magento",
+    "magento_legacy.wsdl": "urn:Magento",
+    "openmage.wsdl": "urn:OpenMage",
+}
+
+
+MULTICALL_3 = [
+    ("customer.info", [1]),
+    ("customer_address.list", [1]),
+    ("customer_group.list", None),
+]
 
 
 @pytest.fixture
@@ -64,10 +76,15 @@ def test_session_round_trip_on_every_wsdl_variant(wsdl: str, namespace: str) -> 
         with client_for(store) as client:
             assert client.namespace == namespace
             groups = client.call("customer_group.list")
-            results = client.multi_call([("customer.info", [1]), ("customer_group.list", None)])
+            results = client.multi_call(MULTICALL_3)
         assert [g["customer_group_id"] for g in groups] == list(range(7))
-        assert results[0]["firstname"] == "Zoë" and results[1] == groups
-        assert [c.operation for c in store.state.posts()] == ["login", "call", "multiCall", "endSession"]
+        assert results[0]["firstname"] == "Zoë" and results[2] == groups
+        assert [c.operation for c in store.state.posts()] == [
+            "login",
+            "call",
+            "multiCall",
+            "endSession",
+        ]
         assert all(c.path == "/api/soap/" for c in store.state.posts())  # not soap:address
         calls = codec.body_element(codec.parse_xml(store.state.posts("multiCall")[0].body))[1]
         expected = "SOAP-ENC:Array" if wsdl == "magento_legacy.wsdl" else "ns1:FixedArray"
@@ -78,24 +95,44 @@ def test_session_round_trip_on_every_wsdl_variant(wsdl: str, namespace: str) -> 
 def test_index_php_store_url(store: ReplayServer) -> None:
     with client_for(store, url=store.url + "index.php/") as client:
         client.call("customer_group.list")
-    assert {c.path for c in store.state.captured} == {"/index.php/api/soap/?wsdl", "/index.php/api/soap/"}
+    assert {c.path for c in store.state.captured} == {
+        "/index.php/api/soap/?wsdl",
+        "/index.php/api/soap/",
+    }
 
 
 @pytest.mark.parametrize(
     ("url", "endpoint", "wsdl"),
     [
-        ("https://store.example/", "https://store.example/api/soap/", "https://store.example/api/soap/?wsdl"),
-        ("https://store.example", "https://store.example/api/soap/", "https://store.example/api/soap/?wsdl"),
-        ("https://s.example/shop/index.php", "https://s.example/shop/index.php/api/soap/",
-         "https://s.example/shop/index.php/api/soap/?wsdl"),
-        ("https://s.example/api/soap/", "https://s.example/api/soap/", "https://s.example/api/soap/?wsdl"),
+        (
+            "https://store.example/",
+            "https://store.example/api/soap/",
+            "https://store.example/api/soap/?wsdl",
+        ),
+        (
+            "https://store.example",
+            "https://store.example/api/soap/",
+            "https://store.example/api/soap/?wsdl",
+        ),
+        (
+            "https://s.example/shop/index.php",
+            "https://s.example/shop/index.php/api/soap/",
+            "https://s.example/shop/index.php/api/soap/?wsdl",
+        ),
+        (
+            "https://s.example/api/soap/",
+            "https://s.example/api/soap/",
+            "https://s.example/api/soap/?wsdl",
+        ),
     ],
 )
 def test_store_urls(url: str, endpoint: str, wsdl: str) -> None:
     assert store_urls(url) == (endpoint, wsdl)
 
 
-@pytest.mark.parametrize("url", ["ftp://s.example/", "https://u:p@s.example/", "https://s.example/?a=1", "s.example"])
+@pytest.mark.parametrize(
+    "url", ["ftp://s.example/", "https://u:p@s.example/", "https://s.example/?a=1", "s.example"]
+)
 def test_bad_store_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError) as raised:
         MagentoClient(url, "etl", "secret-key")
@@ -109,7 +146,9 @@ def test_tls_verification_cannot_be_switched_off(tmp_path: Path) -> None:
         MagentoClient("https://s.example/", "etl", "k", verify=str(tmp_path / "missing.pem"))
     bundle = tmp_path / "ca.pem"
     bundle.write_text("")
-    assert MagentoClient("https://s.example/", "etl", "k", verify=str(bundle))._http.verify == str(bundle)
+    assert MagentoClient("https://s.example/", "etl", "k", verify=str(bundle))._http.verify == str(
+        bundle
+    )
 
 
 def test_basic_auth() -> None:
@@ -153,7 +192,9 @@ def _is_positional(name: str) -> bool:
 
 V1 = sorted(p.name.removesuffix(".request.xml") for p in WIRE.glob("v1_*.request.xml"))
 POSITIONAL = [name for name in V1 if _is_positional(name)]
-SCALAR_ARGS = [name for name in V1 if not _is_positional(name) and name != "v1_customer_list_bare_map"]
+SCALAR_ARGS = [
+    name for name in V1 if not _is_positional(name) and name != "v1_customer_list_bare_map"
+]
 
 
 def test_recordings_split_as_expected() -> None:
@@ -192,8 +233,11 @@ def test_scalar_arg_recordings_get_the_recorded_answer(store: ReplayServer, name
     expected = codec.decode(codec.body_element(root)[0])
     if isinstance(result, list):  # multiCall: inline faults come back as MagentoCallFault
         expected = [
-            MagentoCallFault(f.code, f.message, resource=result[i].resource, args_summary=result[i].args_summary)
-            if (f := codec.inline_fault(value)) else value
+            MagentoCallFault(
+                f.code, f.message, resource=result[i].resource, args_summary=result[i].args_summary
+            )
+            if (f := codec.inline_fault(value))
+            else value
             for i, value in enumerate(expected)
         ]
     assert result == expected
@@ -207,11 +251,23 @@ def test_results_are_plain_python(store: ReplayServer) -> None:
     with client_for(store) as client:
         customers = client.call("customer.list")
         window = client.call("customer.list", [{"customer_id": {"from": 10, "to": 14}}])
-        created = client.call("customer.create", [{
-            "email": "to.delete.6b094034b202f@example.com", "firstname": "Ännchen", "lastname": "Delete-Me",
-            "website_id": 1, "store_id": 1, "group_id": 2, "password": "Passw0rd123456",
-        }])
-        updated = client.call("customer.update", ["221", {"lastname": "Updated", "taxvat": "ATU12345678"}])
+        created = client.call(
+            "customer.create",
+            [
+                {
+                    "email": "to.delete.6b094034b202f@example.com",
+                    "firstname": "Ännchen",
+                    "lastname": "Delete-Me",
+                    "website_id": 1,
+                    "store_id": 1,
+                    "group_id": 2,
+                    "password": "Passw0rd123456",
+                }
+            ],
+        )
+        updated = client.call(
+            "customer.update", ["221", {"lastname": "Updated", "taxvat": "ATU12345678"}]
+        )
     assert len(customers) == 200 and customers[0]["lastname"] == "Łukasiewicz"
     assert [c["customer_id"] for c in window] == [10, 11, 12, 13, 14]
     assert (created, updated) == ("221", True)
@@ -223,8 +279,11 @@ def test_multicall_inline_faults(store: ReplayServer) -> None:
         results = client.multi_call(calls)
         stopped = client.multi_call(calls, break_on_fault=True)
     assert results[0]["customer_id"] == 5 and len(results[2]) == 7
-    assert results[1] == MagentoCallFault(102, "Customer not exists.", resource="customer.info", args_summary="999999")
+    assert results[1] == MagentoCallFault(
+        102, "Customer not exists.", resource="customer.info", args_summary="999999"
+    )
     assert stopped[1] == results[1] and len(stopped) == 2
+    assert client.multi_call([]) == []
     assert str(results[1]) == "customer.info(999999) failed with fault 102: Customer not exists."
 
 
@@ -234,16 +293,26 @@ def test_multicall_inline_faults(store: ReplayServer) -> None:
         ("customer.info", [999999], 102, "Customer not exists."),
         ("customer_address.list", [999999], 101, "Customer not exists."),
         ("customer.list", [{"no_such_attr": "x"}], 101, "Invalid attribute name: no_such_attr"),
-        ("customer.create", [{"firstname": "No", "lastname": "Email", "website_id": 1}], 100,
-         "Customer email is required"),
+        (
+            "customer.create",
+            [{"firstname": "No", "lastname": "Email", "website_id": 1}],
+            100,
+            "Customer email is required",
+        ),
         ("customer.delete", [999999], 102, "Customer not exists."),
         ("customer_address.info", [999999], 102, "Address not exists."),
     ],
 )
-def test_call_faults(store: ReplayServer, resource: str, args: list[Any], code: int, message: str) -> None:
+def test_call_faults(
+    store: ReplayServer, resource: str, args: list[Any], code: int, message: str
+) -> None:
     with client_for(store) as client, pytest.raises(MagentoCallFault) as raised:
         client.call(resource, args)
-    assert (raised.value.code, raised.value.fault_message, raised.value.resource) == (code, message, resource)
+    assert (raised.value.code, raised.value.fault_message, raised.value.resource) == (
+        code,
+        message,
+        resource,
+    )
     assert len(store.state.posts("call")) == 1
 
 
@@ -251,7 +320,9 @@ def test_multiline_fault_message_is_one_line(store: ReplayServer) -> None:
     with client_for(store) as client, pytest.raises(MagentoCallFault) as raised:
         client.call("customer_address.create", ["221", {"firstname": "A"}])
     assert raised.value.code == 100 and "\n" not in str(raised.value)
-    assert str(raised.value).startswith("customer_address.create('221', {firstname}) failed with fault 100")
+    assert str(raised.value).startswith(
+        "customer_address.create('221', {firstname}) failed with fault 100"
+    )
 
 
 def test_fatal_faults(store: ReplayServer) -> None:
@@ -264,9 +335,16 @@ def test_fatal_faults(store: ReplayServer) -> None:
         store.state.inject("respond:v1_customer_list_bare_map", "call")
         with pytest.raises(MagentoFatalError) as server_fault:
             client.call("customer.list", [{"customer_id": {"from": 1, "to": 3}}])
-    assert str(invalid.value) == "customer.nosuchmethod: invalid API path: the store has no such resource (fault 3 Invalid api path.)"
-    assert denied.value.code == 2 and str(denied.value).startswith("customer_address.list: access denied")
-    assert server_fault.value.code == "SOAP-ENV:Server" and "Unknown named parameter" in str(server_fault.value)
+    assert (
+        str(invalid.value)
+        == "customer.nosuchmethod: invalid API path: the store has no such resource (fault 3 Invalid api path.)"
+    )
+    assert denied.value.code == 2 and str(denied.value).startswith(
+        "customer_address.list: access denied"
+    )
+    assert server_fault.value.code == "SOAP-ENV:Server" and "Unknown named parameter" in str(
+        server_fault.value
+    )
     assert len(store.state.posts("call")) == 3  # none retried
     for error in (invalid.value, denied.value, server_fault.value):
         assert "\n" not in str(error) and not isinstance(error, MagentoRetriableError)
@@ -328,7 +406,9 @@ def test_writes_are_not_retried(store: ReplayServer, failure: str) -> None:
     with client_for(store, timeout=0.4) as client:
         store.state.inject(failure, "call")
         with pytest.raises(MagentoRetriableError, match="may or may not have been applied"):
-            client.call("customer.update", ["221", {"lastname": "Updated", "taxvat": "ATU12345678"}])
+            client.call(
+                "customer.update", ["221", {"lastname": "Updated", "taxvat": "ATU12345678"}]
+            )
         store.state.inject(failure, "multiCall")
         with pytest.raises(MagentoRetriableError):
             client.multi_call([("customer.info", [5]), ("customer.delete", [999999])])
@@ -351,16 +431,37 @@ def test_wsdl_with_a_dtd_is_refused() -> None:
         assert store.state.posts() == []
 
 
+def test_wsdl_load_errors(store: ReplayServer, tmp_path: Path) -> None:
+    with pytest.raises(MagentoFatalError, match="HTTP 404: check the store URL"):
+        client_for(store, url=store.url + "shop/").login()
+    store.state.wsdl_failures = 2  # 503 twice, then the WSDL: a read, so retried
+    with client_for(store) as client:
+        assert client.namespace == "urn:Magento"
+    wsdl = (WSDL_DIR / "magento_ce19.wsdl").read_text()
+    evil = '<import namespace="urn:evil" schemaLocation="http://evil.invalid/x.xsd"/>'
+    (tmp_path / "evil.wsdl").write_text(wsdl.replace("<complexType", evil + "<complexType", 1))
+    store.state.wsdl_file = str(tmp_path / "evil.wsdl")
+    with pytest.raises(MagentoFatalError, match="ExternalReferenceForbidden"):
+        client_for(store).login()
+    gets = [c for c in store.state.captured if c.method == "GET"]
+    assert len(gets) == 5 and store.state.posts() == [p for p in store.state.posts() if p.operation]
+
+
 def test_relogin_once_on_session_expiry(store: ReplayServer) -> None:
     with client_for(store) as client:
         store.state.inject("expire", "call")
         assert len(client.call("customer_group.list")) == 7
         store.state.inject("expire", "multiCall")
-        assert len(client.multi_call([("customer.info", [1])])) == 1
+        assert len(client.multi_call(MULTICALL_3)) == 3
         store.state.inject("expire", "call")  # a write too: fault 5 means it never ran
-        assert client.call("customer.update", ["221", {"lastname": "Updated", "taxvat": "ATU12345678"}])
+        assert client.call(
+            "customer.update", ["221", {"lastname": "Updated", "taxvat": "ATU12345678"}]
+        )
     assert len(store.state.posts("login")) == 4
-    sessions = [codec.decode_parts(codec.body_element(codec.parse_xml(c.body)))["sessionId"] for c in store.state.posts("call")]
+    sessions = [
+        codec.decode_parts(codec.body_element(codec.parse_xml(c.body)))["sessionId"]
+        for c in store.state.posts("call")
+    ]
     assert sessions[0] != sessions[1] and sessions[1] == store.state.issued[1]
 
 
@@ -419,7 +520,9 @@ def test_api_key_and_session_ids_never_leak(caplog: pytest.LogCaptureFixture) ->
             client.call("customer.list")
             store.state.inject("http500", "call")
             store.state.inject("expire", "multiCall")
-            client.multi_call([("customer.info", [5]), ("customer.info", [999999]), ("customer_group.list", None)])
+            client.multi_call(
+                [("customer.info", [5]), ("customer.info", [999999]), ("customer_group.list", None)]
+            )
             for resource, args in [("customer.info", [999999]), ("customer.nosuchmethod", None)]:
                 try:
                     client.call(resource, args)

@@ -317,7 +317,9 @@ def test_array_type_follows_php(value: list[Any], array_type: str) -> None:
 
 def test_fixed_array_part_is_typed_ur_type() -> None:
     envelope = codec.new_envelope(
-        "urn:OpenMage", "multiCall", [("calls", [["customer_group.list"]])],
+        "urn:OpenMage",
+        "multiCall",
+        [("calls", [["customer_group.list"]])],
         fixed_arrays=frozenset({"calls"}),
     )
     calls = codec.body_element(envelope)[0]
@@ -369,7 +371,9 @@ def test_truncated_recording_is_malformed() -> None:
         codec.parse_xml(data[: len(data) // 2])
 
 
-@pytest.mark.parametrize("document", [b"<a/>", ENVELOPE.replace(b"e:Body", b"e:Header") % b"", ENVELOPE % b""])
+@pytest.mark.parametrize(
+    "document", [b"<a/>", ENVELOPE.replace(b"e:Body", b"e:Header") % b"", ENVELOPE % b""]
+)
 def test_not_soap(document: bytes) -> None:
     with pytest.raises(codec.NotSoapError):
         codec.body_element(codec.parse_xml(document))
@@ -407,7 +411,9 @@ def test_decode_speed_customer_list_all(record_property: Callable[[str, object],
     assert len(rows) == 200
     record_property("parse_ms", round(best_parse * 1e3, 2))
     record_property("decode_ms", round(best_decode * 1e3, 2))
-    print(f"customer.list of 200: parse {best_parse * 1e3:.1f} ms, decode {best_decode * 1e3:.1f} ms")
+    print(
+        f"customer.list of 200: parse {best_parse * 1e3:.1f} ms, decode {best_decode * 1e3:.1f} ms"
+    )
     assert best_decode < 0.05  # a few ms here; generous for slow CI machines
 
 
