@@ -19,6 +19,7 @@ class Clock:
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
+        self.epoch = time.time()  # lets the harness split process start-up from exit
         self.imports_s = 0.0
         self.body_s = 0.0
         self._body_start = 0.0
@@ -47,5 +48,6 @@ def case_parser(description: str | None) -> argparse.ArgumentParser:
 
 def write_result(path: Path, clock: Clock, rows: int, **extra: Any) -> None:
     """Writes the child's measurements (and anything case-specific) as JSON."""
-    data = {"imports_s": clock.imports_s, "body_s": clock.body_s, "rows": rows, **extra}
+    data = {"imports_s": clock.imports_s, "body_s": clock.body_s, "rows": rows,
+            "started_epoch": clock.epoch, **extra}
     path.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")

@@ -19,7 +19,9 @@ from bench.child import Clock, case_parser, write_result
 
 CLOCK = Clock()
 
-from flows import pipeline  # noqa: E402  (timed: the imports are a column of their own)
+from prefect.states import State  # noqa: E402  (timed: the imports are a column of their own)
+
+from flows import pipeline  # noqa: E402
 from flows.settings import load_settings  # noqa: E402
 from flows.sync import build_source, sync_flow  # noqa: E402
 
@@ -55,7 +57,7 @@ def run_steps(overrides: dict[str, Any]) -> dict[str, Any]:
 def run_prefect(overrides: dict[str, Any]) -> tuple[dict[str, Any], float]:
     """The real Prefect flow; returns its report and the Prefect overhead in seconds."""
     CLOCK.begin()
-    state = sync_flow(overrides, None, return_state=True)
+    state: State[Any] = sync_flow(overrides, None, return_state=True)  # type: ignore[assignment]
     CLOCK.end()
     report = state.result(raise_on_failure=False)
     if not state.is_completed() or not isinstance(report, dict):

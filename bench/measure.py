@@ -34,6 +34,7 @@ class Measured:
     largest_process_mb: float  # wait4 ru_maxrss
     tree_sampled_mb: float  # peak of the sampled sum over the tree
     log: Path
+    spawned_epoch: float  # time.time() just before the spawn
 
 
 def descendants(pid: int) -> list[int]:
@@ -72,6 +73,7 @@ def run_child(argv: list[str], *, env: dict[str, str], cwd: Path, log: Path,
     log.parent.mkdir(parents=True, exist_ok=True)
     peak_tree = 0
     with log.open("wb") as out:
+        spawned = time.time()
         start = time.perf_counter()
         # Own session, so a timeout can end the child's whole tree (and only it).
         proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
@@ -91,4 +93,4 @@ def run_child(argv: list[str], *, env: dict[str, str], cwd: Path, log: Path,
     largest = usage.ru_maxrss * 1024  # KiB on Linux
     return Measured(returncode=proc.returncode, wall_s=wall,
                     peak_rss_mb=max(largest, peak_tree) / MB, largest_process_mb=largest / MB,
-                    tree_sampled_mb=peak_tree / MB, log=log)
+                    tree_sampled_mb=peak_tree / MB, log=log, spawned_epoch=spawned)

@@ -20,8 +20,14 @@ from pathlib import Path
 
 from bench import generate
 from bench.measure import run_child
-from bench.report import CaseResult, append_results, environment, ratio_lines, \
-    results_section, text_table
+from bench.report import (
+    CaseResult,
+    append_results,
+    environment,
+    ratio_lines,
+    results_section,
+    text_table,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = {
@@ -70,12 +76,18 @@ class Bench:
         seen = run_child(argv, env=self.env, cwd=workdir, log=self.folder / "logs" / f"{key}.log",
                          timeout_s=self.timeout_s)
         if seen.returncode != 0 or not result.exists():
-            return CaseResult(key, CASES.get(key, key), status="failed",
-                              note=f"exit {seen.returncode}: {last_line(seen.log)} (log {seen.log})")
+            note = f"exit {seen.returncode}: {last_line(seen.log)} (log {seen.log})"
+            return CaseResult(key, CASES.get(key, key), status="failed", note=note)
         data = json.loads(result.read_text(encoding="utf-8"))
+        prefect_s = None
+        if data.get("prefect_s") is not None:
+            # Everything but start-up, imports and the body: Prefect's server start, task
+            # orchestration and the server's shutdown when the child exits.
+            startup = max(0.0, data["started_epoch"] - seen.spawned_epoch)
+            prefect_s = seen.wall_s - startup - data["imports_s"] - data["body_s"]
         return CaseResult(
             key, CASES.get(key, key), wall_s=seen.wall_s, body_s=data["body_s"],
-            imports_s=data["imports_s"], prefect_s=data.get("prefect_s"), rows=data["rows"],
+            imports_s=data["imports_s"], prefect_s=prefect_s, rows=data["rows"],
             peak_rss_mb=seen.peak_rss_mb,
             extra={**data, "largest_process_mb": seen.largest_process_mb,
                    "tree_sampled_mb": seen.tree_sampled_mb})
@@ -171,9 +183,17 @@ def run_floors(bench: Bench, regenerated: bool) -> list[CaseResult]:
     return results
 
 
-def notes(results: dict[str, CaseResult], prefect_home_fresh: bool) -> list[str]:
+def load_average() -> str:
+    """The 1-minute load average (other work on the machine skews every time)."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+def notes(results: dict[str, CaseResult], prefect_home_fresh: bool,
+          load_before: str) -> list[str]:
     """Context for the results entry: how things were measured, cross-checks."""
-    out = ["peak RSS: the larger of the kernel's high-water mark of the largest process "
+    out = [f"1-minute load average before / after the cases: {load_before} / "
+           f"{load_average()} (on {os.cpu_count()} cores)",
+           "peak RSS: the larger of the kernel's high-water mark of the largest process "
            "(wait4) and the sampled (20 Hz) sum over the child's process tree"]
     first = results.get("first")
     if first and first.ok:
@@ -186,8 +206,10 @@ def notes(results: dict[str, CaseResult], prefect_home_fresh: bool) -> list[str]
                  if os.environ.get("PREFECT_API_URL") else
                  "its temporary server" + (" on a fresh PREFECT_HOME" if prefect_home_fresh
                                            else " on a reused PREFECT_HOME"))
-        out.append(f"(a') Prefect s = sync_flow call minus the report's flow body; "
-                   f"runs against {where}")
+        in_call = prefect.extra.get("prefect_s") or 0.0
+        out.append(f"(a') Prefect s = wall minus start-up, imports and the report's flow body "
+                   f"(open_run to finish): server start, task runs, server stop at exit "
+                   f"({in_call:.1f} s of it inside the sync_flow call); runs against {where}")
     changed, floor = results.get("changed"), results.get("floor_resync")
     if changed and changed.ok:
         out.append(f"(b) magsync counts: {json.dumps(changed.extra.get('counts'))}")
@@ -223,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     prefect_home = args.out.resolve() / "prefect-home"
     prefect_home_fresh = not (prefect_home / "prefect.db").exists()
     bench = Bench(folder, child_env(prefect_home), args.timeout)
+    load_before = load_average()
     measured = run_magsync(bench, args.skip_prefect)
     if args.skip_floor:
         measured += [CaseResult(k, CASES[k], "skipped", "--skip-floor")
@@ -243,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = ", ".join(f"{n} {(folder / n).stat().st_size / 1e6:.1f} MB" for n in (BASE, CHANGED))
     section = results_section(f"{label} ({args.scale:,} customers)",
                               f"{sizes} (bench.generate, seed {args.seed})", ordered,
-                              environment(REPO), notes(by_key, prefect_home_fresh))
+                              environment(REPO), notes(by_key, prefect_home_fresh, load_before))
     append_results(args.results, section)
     print(f"\nappended to {args.results}")
     return 0

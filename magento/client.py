@@ -21,47 +21,30 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import urljoin, urlsplit, urlunsplit
-
-import requests
-import zeep
-from lxml import etree
-from zeep import xsd
-from zeep.exceptions import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
-from zeep.proxy import ServiceProxy
+from urllib.parse import urlsplit
 
 from magento import codec
 from magento.errors import (
-    MagentoAuthError,
+    FATAL_FAULTS,
     MagentoCallFault,
     MagentoError,
     MagentoFatalError,
     MagentoRetriableError,
     MagentoSessionExpired,
+    fault_error,
+    summarize_args,
 )
-from magento.transport import (
-    ENVELOPE_OPTION,
-    EnvelopePlugin,
-    StoreTransport,
-    classify_response,
-    http_session,
-    origin,
-    request_error,
-)
+from magento.transport import StoreTransport, http_session, origin
+from magento.wsdl import StoreService, load_service, store_urls
+
+__all__ = ["MagentoClient", "is_read", "store_urls", "summarize_args"]
 
 log = logging.getLogger("magsync.soap")
 T = TypeVar("T")
 
 READ_SUFFIXES = (".list", ".info")
-_OPERATIONS = ("login", "call", "multiCall", "endSession")
-_FATAL_FAULTS = {
-    2: "access denied: give the API user's role this resource",
-    3: "invalid API path: the store has no such resource",
-    4: "resource path is not callable",
-}
 _MAX_BACKOFF = 30.0
 
 
@@ -70,34 +53,8 @@ def is_read(resource: str) -> bool:
     return resource.endswith(READ_SUFFIXES)
 
 
-def store_urls(url: str, wsdl_path: str = "api/soap/?wsdl") -> tuple[str, str]:
-    """Return (endpoint, wsdl_url) for a store base URL (``.../`` or ``.../index.php/``)."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("the store URL must look like https://store.example/")
-    if parts.username or parts.password:
-        raise ValueError("put basic-auth credentials in basic_auth, not in the store URL")
-    if parts.query or parts.fragment:
-        raise ValueError("the store URL must not carry a query string or fragment")
-    path = parts.path if parts.path.endswith("/") else parts.path + "/"
-    path = path.removesuffix("api/soap/")  # tolerate being given the endpoint itself
-    base = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-    return base + "api/soap/", urljoin(base, wsdl_path)
-
-
-def summarize_args(args: Sequence[Any] | None) -> str:
-    """Describe call arguments for messages: dicts by their keys, lists by their length."""
-    if args is None:
-        return ""
-    out = []
-    for value in args:
-        if isinstance(value, dict):
-            out.append("{" + ", ".join(str(key) for key in value) + "}")
-        elif isinstance(value, list | tuple):
-            out.append(f"[{len(value)} items]")
-        else:
-            out.append(repr(value if not isinstance(value, str) else value[:40]))
-    return ", ".join(out)
+def _loopback(url: str) -> bool:
+    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def _positional(args: Sequence[Any] | None) -> list[Any] | None:
@@ -118,15 +75,6 @@ class _Secret:
 
     def __repr__(self) -> str:
         return "'***'"
-
-
-@dataclass(frozen=True)
-class _Wsdl:
-    client: zeep.Client
-    binding: Any
-    namespace: str
-    calls_type: str
-    skip: dict[str, dict[str, Any]]
 
 
 class MagentoClient:
@@ -153,6 +101,8 @@ class MagentoClient:
         if timeout <= 0 or retries < 0 or backoff_base < 0 or pool_size < 1:
             raise ValueError("timeout and pool_size must be positive, retries and backoff >= 0")
         self.endpoint, self.wsdl_url = store_urls(url, wsdl_path)
+        if urlsplit(self.endpoint).scheme == "http" and not _loopback(self.endpoint):
+            log.warning("%s is plain HTTP: the API key travels unencrypted", self.endpoint)
         self.api_user = api_user
         self._api_key = _Secret(api_key)
         self.timeout = timeout
@@ -165,7 +115,7 @@ class MagentoClient:
             wsdl_url=self.wsdl_url,
             allowed_origins=frozenset({origin(self.endpoint), origin(self.wsdl_url)}),
         )
-        self._loaded: _Wsdl | None = None
+        self._loaded: StoreService | None = None
         self._wsdl_lock = threading.Lock()
         self._session_lock = threading.RLock()
         self._session_id: str | None = None
@@ -335,42 +285,20 @@ class MagentoClient:
         fault = codec.inline_fault(value)
         if fault is None:
             return value
-        if fault.code in _FATAL_FAULTS:
-            self._raise_fault(fault, "multiCall", resource, summarize_args(args))
-        return MagentoCallFault(
-            fault.code,
-            self._scrub(fault.message),
-            resource=resource,
-            args_summary=summarize_args(args),
-        )
+        summary = summarize_args(args)
+        if fault.code in FATAL_FAULTS:  # a missing permission stops the run here too
+            raise self._fault_error(fault, "multiCall", resource, summary)
+        message = self._scrub(fault.message)
+        return MagentoCallFault(fault.code, message, resource=resource, args_summary=summary)
 
-    def _raise_fault(
+    def _fault_error(
         self, fault: codec.SoapFaultInfo, operation: str, resource: str, summary: str
-    ) -> None:
-        code, message = fault.code, self._scrub(" ".join(fault.message.split()))
-        if code == 5:
-            raise MagentoSessionExpired(
-                f"{resource}: session expired (fault 5)", resource=resource, code=5
-            )
-        if operation == "login" and code == 2:
-            raise MagentoAuthError(
-                f"login refused for API user {self.api_user!r} (fault 2 {message}): "
-                "check the API user and key",
-                resource="login",
-                code=2,
-            )
-        hint = _FATAL_FAULTS.get(code) if isinstance(code, int) else None
-        if hint is not None:
-            raise MagentoFatalError(
-                f"{resource}: {hint} (fault {code} {message})", resource=resource, code=code
-            )
-        if isinstance(code, str):
-            raise MagentoFatalError(
-                f"{resource}: the store answered SOAP fault {code}: {message}",
-                resource=resource,
-                code=code,
-            )
-        raise MagentoCallFault(code, message, resource=resource, args_summary=summary)
+    ) -> MagentoError:
+        login_user = self.api_user if operation == "login" else None
+        message = self._scrub(fault.message)
+        return fault_error(
+            fault.code, message, resource=resource, args_summary=summary, login_user=login_user
+        )
 
     def _scrub(self, text: str) -> str:
         for secret in (self._api_key.value, *self._issued):
@@ -398,11 +326,11 @@ class MagentoClient:
             array_type=wsdl.calls_type,
         )
         root = self._retrying(
-            resource, read, lambda: self._post(wsdl, operation, envelope, resource)
+            resource, read, lambda: wsdl.post(operation, envelope, resource, self.timeout)
         )
         fault = codec.parse_fault(root)
         if fault is not None:
-            self._raise_fault(fault, operation, resource, summary)
+            raise self._fault_error(fault, operation, resource, summary)
         payload = codec.body_element(root)
         try:
             return codec.decode(payload[0]) if len(payload) else None
@@ -410,18 +338,6 @@ class MagentoClient:
             raise MagentoFatalError(
                 f"{resource}: undecodable answer ({exc})", resource=resource
             ) from None
-
-    def _post(
-        self, wsdl: _Wsdl, operation: str, envelope: etree._Element, resource: str
-    ) -> etree._Element:
-        proxy = ServiceProxy(
-            wsdl.client, wsdl.binding, address=self.endpoint, **{ENVELOPE_OPTION: envelope}
-        )
-        try:
-            response = getattr(proxy, operation)(**wsdl.skip[operation])
-        except requests.RequestException as exc:
-            raise request_error(exc, resource, self.timeout) from exc
-        return classify_response(response.status_code, response.content, response.headers, resource)
 
     def _retrying(self, resource: str, read: bool, attempt: Callable[[], T]) -> T:
         attempts = 1 + self.retries if read else 1
@@ -445,7 +361,7 @@ class MagentoClient:
 
     # --- WSDL -------------------------------------------------------------------------
 
-    def _wsdl(self) -> _Wsdl:
+    def _wsdl(self) -> StoreService:
         loaded = self._loaded
         if loaded is None:
             with self._wsdl_lock:
@@ -454,68 +370,14 @@ class MagentoClient:
                 loaded = self._loaded
         return loaded
 
-    def _load_wsdl(self) -> _Wsdl:
+    def _load_wsdl(self) -> StoreService:
         started = time.perf_counter()
-        settings = zeep.Settings(
-            strict=True,
-            raw_response=True,
-            xml_huge_tree=False,
-            forbid_dtd=True,
-            forbid_entities=True,
-            forbid_external=True,
-        )
-        try:
-            client = zeep.Client(
-                self.wsdl_url,
-                transport=self._transport,
-                settings=settings,
-                plugins=[EnvelopePlugin()],
-            )
-        except MagentoError:
-            raise
-        except requests.RequestException as exc:
-            raise request_error(exc, f"WSDL {self.wsdl_url}", self.timeout) from exc
-        except (
-            DTDForbidden,
-            EntitiesForbidden,
-            ExternalReferenceForbidden,
-            codec.ForbiddenXmlError,
-        ) as exc:
-            raise MagentoFatalError(
-                f"WSDL {self.wsdl_url}: refused ({type(exc).__name__})"
-            ) from exc
-        except (zeep.exceptions.XMLSyntaxError, codec.MalformedXmlError) as exc:
-            raise MagentoRetriableError(f"WSDL {self.wsdl_url}: truncated or not XML") from exc
-        except (zeep.exceptions.Error, codec.CodecError) as exc:
-            raise MagentoFatalError(f"WSDL {self.wsdl_url}: not a usable WSDL ({exc})") from exc
-        wsdl = _inspect(client, self.wsdl_url)
+        service = load_service(self.wsdl_url, self.endpoint, self._transport, self.timeout)
         log.debug(
             "loaded WSDL %s in %.0f ms (namespace %s, calls typed %s)",
             self.wsdl_url,
             (time.perf_counter() - started) * 1e3,
-            wsdl.namespace,
-            wsdl.calls_type,
+            service.namespace,
+            service.calls_type,
         )
-        return wsdl
-
-
-def _inspect(client: zeep.Client, wsdl_url: str) -> _Wsdl:
-    """Find the v1 binding and what the requests need from it."""
-    for binding in client.wsdl.bindings.values():
-        operations = {name: binding.get(name) for name in _OPERATIONS if name in binding.all()}
-        if len(operations) < len(_OPERATIONS):
-            continue
-        namespace = binding.name.namespace
-        skip = {
-            name: {part: xsd.SkipValue for part, _ in op.input.body.type.elements}
-            for name, op in operations.items()
-        }
-        calls = dict(operations["multiCall"].input.body.type.elements).get("calls")
-        qname = getattr(getattr(calls, "type", None), "qname", None)
-        fixed = (
-            qname is not None and qname.localname == "FixedArray" and qname.namespace == namespace
-        )
-        return _Wsdl(
-            client, binding, namespace, "ns1:FixedArray" if fixed else "SOAP-ENC:Array", skip
-        )
-    raise MagentoFatalError(f"WSDL {wsdl_url}: no Magento SOAP v1 binding (login, call, multiCall)")
+        return service

@@ -8,10 +8,15 @@
 - ``MagentoCallFault``: one call failed on its own data (faults 100-103 and other
   per-resource codes). Raised by ``call`` and returned inline by ``multi_call``.
 
-Messages are one line, name the resource, and never carry the API key or a session id.
+``fault_error`` maps a store fault to one of these; ``summarize_args`` describes call
+arguments without personal values. Messages are one line, name the resource, and never
+carry the API key or a session id.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 
 class MagentoError(Exception):
@@ -78,3 +83,66 @@ class MagentoCallFault(MagentoError):  # noqa: N818 (a fault, returned as data t
             f"MagentoCallFault(code={self.code!r}, message={self.fault_message!r}, "
             f"resource={self.resource!r}, args_summary={self.args_summary!r})"
         )
+
+
+FATAL_FAULTS = {
+    2: "access denied: give the API user's role this resource",
+    3: "invalid API path: the store has no such resource",
+    4: "resource path is not callable",
+}
+SESSION_EXPIRED = 5
+
+
+def fault_error(
+    code: int | str,
+    message: str,
+    *,
+    resource: str,
+    args_summary: str,
+    login_user: str | None = None,
+) -> MagentoError:
+    """The exception a store fault amounts to; ``login_user`` is set for login's faults.
+
+    5 -> MagentoSessionExpired; 2 on login -> MagentoAuthError; 2, 3, 4 and non-numeric
+    codes (``SOAP-ENV:Server``) -> MagentoFatalError; other numeric codes (100-103, and
+    the global 0, 1, 6) -> MagentoCallFault, for the caller to judge per resource.
+    """
+    one_line = " ".join(message.split())
+    if code == SESSION_EXPIRED:
+        return MagentoSessionExpired(
+            f"{resource}: session expired (fault 5)", resource=resource, code=5
+        )
+    if login_user is not None and code == 2:
+        return MagentoAuthError(
+            f"login refused for API user {login_user!r} (fault 2 {one_line}): "
+            "check the API user and key",
+            resource=resource,
+            code=2,
+        )
+    hint = FATAL_FAULTS.get(code) if isinstance(code, int) else None
+    if hint is not None:
+        return MagentoFatalError(
+            f"{resource}: {hint} (fault {code} {one_line})", resource=resource, code=code
+        )
+    if isinstance(code, str):
+        return MagentoFatalError(
+            f"{resource}: the store answered SOAP fault {code}: {one_line}",
+            resource=resource,
+            code=code,
+        )
+    return MagentoCallFault(code, message, resource=resource, args_summary=args_summary)
+
+
+def summarize_args(args: Sequence[Any] | None) -> str:
+    """Describe call arguments for messages: dicts by their keys, lists by their length."""
+    if args is None:
+        return ""
+    out = []
+    for value in args:
+        if isinstance(value, dict):
+            out.append("{" + ", ".join(str(key) for key in value) + "}")
+        elif isinstance(value, list | tuple):
+            out.append(f"[{len(value)} items]")
+        else:
+            out.append(repr(value if not isinstance(value, str) else value[:40]))
+    return ", ".join(out)

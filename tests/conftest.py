@@ -27,3 +27,12 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     with prefect_test_harness(server_startup_timeout=90):
         yield home
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real `prefect server start` on loopback for subprocess tests."""
+    from tests.prefect_server import running_server
+
+    with running_server(tmp_path_factory.mktemp("prefect-server-home")) as server:
+        yield server

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import great_expectations as gx
 import pandas as pd
 import pytest
 
@@ -81,6 +82,13 @@ def customers(bad: dict[str, Any] | None = None, n_good: int = 3) -> pd.DataFram
     if bad is not None:
         rows.append({**GOOD_CUSTOMER, "customer_id": 99, KEY_COL: "[99]", **bad})
     return frame(CUSTOMER, rows)
+
+
+@pytest.mark.parametrize("entity", [CUSTOMER, ADDRESS, GROUP])
+def test_shipped_suites_are_plain_gx_suites(entity: Entity) -> None:
+    data = json.loads((SUITES / f"{entity.name}.json").read_text())
+    suite = gx.ExpectationSuite(**data)
+    assert suite.name == entity.name and len(suite.expectations) == len(data["expectations"])
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,10 @@ Semantics: a row failing two expectations gets two faults but is one bad row in 
 An expectation that passes faults nothing, even when `mostly` < 1 let some rows through.
 A failed expectation that names no row (table-level, or one that raised) faults no
 record and lands in `table_failures`: the chunk failed, the caller decides what to do.
-Suites may hold `"$name"` values, replaced before the run (`$run_started`, the run's
-start in UTC, plus the `params` given); `min_value`/`max_value` on date and timestamp
-columns may be ISO strings: both become UTC Timestamps.
+Suites may hold parameters, GX's `{"$PARAMETER": "name"}` or the short `"$name"`,
+replaced when the suite is loaded: `run_started` (the run's start, UTC) and the `params`
+given. `min_value`/`max_value` on date and timestamp columns may be ISO strings: both
+become UTC Timestamps.
 """
 
 from __future__ import annotations
@@ -193,10 +194,11 @@ def _resolve(entity: Entity, kwargs: dict[str, Any], params: Mapping[str, object
     """Replace `$name` values by run parameters and datetime bounds by Timestamps."""
     out = dict(kwargs)
     for key, value in kwargs.items():
-        if isinstance(value, str) and (m := _PARAM.match(value)):
-            if m[1] not in params:
-                raise SuiteError(f"unknown parameter {value!r} in {entity.name} suite")
-            out[key] = params[m[1]]
+        name = _param_name(value)
+        if name is not None:
+            if name not in params:
+                raise SuiteError(f"unknown parameter {name!r} in {entity.name} suite")
+            out[key] = params[name]
     column = out.get("column")
     if isinstance(column, str) and entity.has(column):
         kind = entity.column(column).kind
@@ -204,6 +206,14 @@ def _resolve(entity: Entity, kwargs: dict[str, Any], params: Mapping[str, object
             if out.get(key) is not None and kind in (Kind.TIMESTAMP, Kind.DATE):
                 out[key] = _bound(out[key])
     return out
+
+
+def _param_name(value: object) -> str | None:
+    """`name` for GX's `{"$PARAMETER": "name"}` or the short form `"$name"`, else None."""
+    if isinstance(value, Mapping) and set(value) == {"$PARAMETER"}:
+        return str(value["$PARAMETER"])
+    m = _PARAM.match(value) if isinstance(value, str) else None
+    return m[1] if m else None
 
 
 def _bound(value: object) -> pd.Timestamp:

@@ -254,7 +254,9 @@ def run_emulator(
                      lambda: render_wsdl(namespace, location[0], wsdl_options))
     url = f"http://{host}:{server.server_address[1]}/"
     location.append(advertised_url or url + "index.php/api/soap/index/")
-    thread = threading.Thread(target=server.serve_forever, name="magsync-emulator", daemon=True)
+    # A short poll interval: shutdown() waits up to one interval, and tests start many.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,),
+                              name="magsync-emulator", daemon=True)
     thread.start()
     try:
         yield RunningEmulator(url, store, server)
@@ -281,8 +283,13 @@ def serve(
     wsdl: WsdlOptions | None = None,
     advertised_url: str | None = None,
     on_ready: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Serve until interrupted: data from a CE export (file or folder), else generated."""
+    """Serve until interrupted (or `stop` is set): data from a CE export, else generated.
+
+    `data` is a CE export file or a folder of them (a groups.csv there sets the groups);
+    without it the store holds magento.dataset.iter_customers(customers, seed).
+    """
     if not api_key:
         raise ValueError("the emulator needs an API key for its API user")
     if data is not None:
@@ -294,7 +301,7 @@ def serve(
         log.info("loaded %d customers from %s", loaded, data)
     else:
         store = generated_store(customers, seed)
-    stop = threading.Event()
+    stop = stop or threading.Event()
     with run_emulator(store, host=host, port=port, namespace=namespace,
                       users={api_user: api_key}, faults=faults, latency=latency,
                       session_timeout=session_timeout, wsdl=wsdl,

@@ -116,7 +116,7 @@ class ReplayState:
     api_user: str = RECORDED_USER
     api_key: str = RECORDED_KEY
     basic_auth: tuple[str, str] | None = None
-    wsdl_prefix: bytes = b""
+    wsdl_doctype: bytes = b""  # inserted after the XML declaration
     wsdl_failures: int = 0
     slow_seconds: float = 1.0
     denied: set[str] = field(default_factory=set)
@@ -259,7 +259,8 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
                 if failing:
                     self._send(503, b"<html>busy</html>", "text/html")
                     return
-                self._send(200, state.wsdl_prefix + (WSDL_DIR / state.wsdl_file).read_bytes())
+                declaration, rest = (WSDL_DIR / state.wsdl_file).read_bytes().split(b"\n", 1)
+                self._send(200, declaration + b"\n" + state.wsdl_doctype + rest)
             else:
                 self._send(404, b"<html>not found</html>", "text/html")
 

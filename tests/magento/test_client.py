@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -205,10 +206,8 @@ def test_recordings_split_as_expected() -> None:
 def test_request_is_c14n_equal_to_recording(store: ReplayServer, name: str) -> None:
     operation, parts = recorded_request(name)
     client = client_for(store, api_key=parts.get("apiKey", RECORDED_KEY))
-    try:
+    with contextlib.suppress(MagentoError):  # fault recordings: only the request matters here
         drive(client, name)
-    except MagentoError:
-        pass  # fault recordings: only the request shape matters here
     sent = store.state.posts(operation)[-1]
     assert masked_c14n(sent.body) == masked_c14n(recording(name, "request"))
     assert sent.headers["SOAPAction"] == '"urn:Action"'
@@ -337,7 +336,8 @@ def test_fatal_faults(store: ReplayServer) -> None:
             client.call("customer.list", [{"customer_id": {"from": 1, "to": 3}}])
     assert (
         str(invalid.value)
-        == "customer.nosuchmethod: invalid API path: the store has no such resource (fault 3 Invalid api path.)"
+        == "customer.nosuchmethod: invalid API path: the store has no such resource "
+        "(fault 3 Invalid api path.)"
     )
     assert denied.value.code == 2 and str(denied.value).startswith(
         "customer_address.list: access denied"
@@ -351,9 +351,12 @@ def test_fatal_faults(store: ReplayServer) -> None:
 
 
 def test_bad_api_key() -> None:
-    with ReplayServer() as store:
-        with pytest.raises(MagentoAuthError) as raised, client_for(store, api_key="wrong-key-123"):
-            pass
+    with (
+        ReplayServer() as store,
+        pytest.raises(MagentoAuthError) as raised,
+        client_for(store, api_key="wrong-key-123"),
+    ):
+        pass
     assert str(raised.value) == (
         "login refused for API user 'etl' (fault 2 Access denied.): check the API user and key"
     )
@@ -425,8 +428,8 @@ def test_fatal_answers_are_not_retried(store: ReplayServer, failure: str) -> Non
 
 
 def test_wsdl_with_a_dtd_is_refused() -> None:
-    with ReplayServer(wsdl_prefix=b'<!DOCTYPE d [<!ENTITY e "x">]>\n') as store:
-        with pytest.raises(MagentoFatalError, match="WSDL"):
+    with ReplayServer(wsdl_doctype=b'<!DOCTYPE d [<!ENTITY e "x">]>\n') as store:
+        with pytest.raises(MagentoFatalError, match=r"WSDL .* refused"):
             client_for(store).login()
         assert store.state.posts() == []
 
