@@ -25,7 +25,12 @@ from zeep import Transport
 from zeep.plugins import Plugin
 
 from magento import codec
-from magento.errors import MagentoError, MagentoFatalError, MagentoRetriableError
+from magento.errors import (
+    MagentoAuthError,
+    MagentoError,
+    MagentoFatalError,
+    MagentoRetriableError,
+)
 
 WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
@@ -180,8 +185,7 @@ def classify_response(
             resource=resource,
         )
     if status >= 400:
-        hint = _STATUS_HINTS.get(status, "the web server refused the request")
-        raise MagentoFatalError(f"{resource}: HTTP {status}: {hint}", resource=resource)
+        raise http_status_error(status, resource)
     if isinstance(error, codec.ForbiddenXmlError):
         raise MagentoFatalError(f"{resource}: {error}", resource=resource)
     if isinstance(error, codec.MalformedXmlError):
@@ -190,6 +194,13 @@ def classify_response(
     if error is not None:
         raise MagentoFatalError(f"{resource}: not a SOAP answer ({error})", resource=resource)
     return root
+
+
+def http_status_error(status: int, resource: str) -> MagentoFatalError:
+    """HTTP 4xx: fatal; 401 (basic auth in front of the store) is an auth error."""
+    hint = _STATUS_HINTS.get(status, "the web server refused the request")
+    kind = MagentoAuthError if status == 401 else MagentoFatalError
+    return kind(f"{resource}: HTTP {status}: {hint}", resource=resource, code=status)
 
 
 def request_error(exc: requests.RequestException, resource: str, timeout: float) -> MagentoError:
@@ -215,8 +226,7 @@ def request_error(exc: requests.RequestException, resource: str, timeout: float)
     if status is not None and status >= 500:
         return MagentoRetriableError(f"{resource}: HTTP {status} from the store", resource=resource)
     if status is not None:
-        hint = _STATUS_HINTS.get(status, "the web server refused the request")
-        return MagentoFatalError(f"{resource}: HTTP {status}: {hint}", resource=resource)
+        return http_status_error(status, resource)
     return MagentoFatalError(
         f"{resource}: request failed ({type(exc).__name__})", resource=resource
     )

@@ -80,6 +80,7 @@ class EmulatorStore:
         self._lock = threading.RLock()
         self._customers: dict[int, Record] = {}
         self._addresses: dict[int, Record] = {}  # each carries its customer as "parent_id"
+        self._address_ids: dict[int, set[int]] = {}  # customer id -> its address ids
         self.groups: list[Record] = [dict(g) for g in groups]
         self.stores: dict[int, tuple[int, str]] = dict(stores or DEFAULT_STORES)
         self.timezone = ZoneInfo(timezone)
@@ -104,6 +105,7 @@ class EmulatorStore:
             row["created_at"] = row["created_at"] or self.now()
             row["updated_at"] = row["updated_at"] or row["created_at"]
             self._customers[cid] = row
+            self._address_ids.setdefault(cid, set())
             self.next_customer_id = max(self.next_customer_id, cid + 1)
             return cid
 
@@ -122,7 +124,9 @@ class EmulatorStore:
             row["created_at"] = row["created_at"] or self.now()
             row["updated_at"] = row["updated_at"] or row["created_at"]
             row["parent_id"] = customer_id
+            self._unlink_address(aid)
             self._addresses[aid] = row
+            self._address_ids[customer_id].add(aid)
             self.next_address_id = max(self.next_address_id, aid + 1)
             if php_truthy(record.get("is_default_billing")):
                 customer["default_billing"] = aid
@@ -170,8 +174,7 @@ class EmulatorStore:
         """Copies of a customer's addresses, by id ascending (CustomerNotFoundError if missing)."""
         with self._lock:
             self._customer(customer_id)
-            rows = [a for a in self._addresses.values() if a["parent_id"] == customer_id]
-            return [dict(a) for a in sorted(rows, key=lambda a: a["customer_address_id"])]
+            return [dict(self._addresses[a]) for a in sorted(self._address_ids[customer_id])]
 
     def counts(self) -> tuple[int, int]:
         """(customers, addresses) held."""
@@ -206,6 +209,7 @@ class EmulatorStore:
             cid = self.next_customer_id
             row = {f: values.get(f) for f in CUSTOMER_FIELDS}
             self._customers[cid] = row | {"customer_id": cid}
+            self._address_ids[cid] = set()
             self.next_customer_id = cid + 1
             return cid
 
@@ -226,7 +230,7 @@ class EmulatorStore:
         with self._lock:
             self._customer(customer_id)
             del self._customers[customer_id]
-            for aid in [a for a, r in self._addresses.items() if r["parent_id"] == customer_id]:
+            for aid in self._address_ids.pop(customer_id):
                 del self._addresses[aid]
 
     def create_address(self, customer_id: int, data: Mapping[str, Any]) -> int:
@@ -241,6 +245,7 @@ class EmulatorStore:
             aid = self.next_address_id
             row = {f: values.get(f) for f in ADDRESS_FIELDS} | {"customer_address_id": aid}
             self._addresses[aid] = row | {"parent_id": customer_id}
+            self._address_ids[customer_id].add(aid)
             self.next_address_id = aid + 1
             self._apply_defaults(customer_id, aid, data)
             return aid
@@ -261,7 +266,7 @@ class EmulatorStore:
         """Delete an address; a customer default pointing at it is left as it was."""
         with self._lock:
             self._address(address_id)
-            del self._addresses[address_id]
+            self._unlink_address(address_id)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -276,6 +281,12 @@ class EmulatorStore:
         if row is None:
             raise AddressNotFoundError(address_id)
         return row
+
+    def _unlink_address(self, address_id: int) -> None:
+        """Forget an address (if held) and its place in its customer's index."""
+        old = self._addresses.pop(address_id, None)
+        if old is not None:
+            self._address_ids.get(old["parent_id"], set()).discard(address_id)
 
     def _customer_values(self, data: Mapping[str, Any]) -> Record:
         """The non-null known attributes of incoming customer data, typed and formatted."""

@@ -313,8 +313,9 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 self.wfile.write(body[:100])
                 self.close_connection = True
-            elif action.startswith("respond:"):
-                self._send(200, recording(action.removeprefix("respond:"), "response"))
+            elif action.startswith(("respond:", "respond500:")):
+                status, name = action.split(":")
+                self._send(500 if status == "respond500" else 200, recording(name, "response"))
             else:
                 raise ValueError(f"unknown injection {action}")
             return True

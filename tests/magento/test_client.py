@@ -156,7 +156,7 @@ def test_basic_auth() -> None:
     with ReplayServer(basic_auth=("proxy", "pw")) as store:
         with client_for(store, basic_auth=("proxy", "pw")) as client:
             assert len(client.call("customer_group.list")) == 7
-        with pytest.raises(MagentoFatalError, match="HTTP 401: check the basic-auth"):
+        with pytest.raises(MagentoAuthError, match="HTTP 401: check the basic-auth"):
             client_for(store).login()
 
 
@@ -348,6 +348,15 @@ def test_fatal_faults(store: ReplayServer) -> None:
     assert len(store.state.posts("call")) == 3  # none retried
     for error in (invalid.value, denied.value, server_fault.value):
         assert "\n" not in str(error) and not isinstance(error, MagentoRetriableError)
+
+
+def test_fault_sent_as_http_500_is_still_a_fault(store: ReplayServer) -> None:
+    # PHP's SoapServer sends faults with HTTP 500; the recorded store used 200.
+    with client_for(store) as client:
+        store.state.inject("respond500:v1_customer_info_missing", "call")
+        with pytest.raises(MagentoCallFault, match="fault 102"):
+            client.call("customer.info", [5])
+    assert len(store.state.posts("call")) == 1
 
 
 def test_bad_api_key() -> None:
