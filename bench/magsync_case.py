@@ -2,11 +2,12 @@
 
 python -m bench.magsync_case --input CSV --workdir DIR --result JSON [--mode steps|prefect]
 
---mode steps (default) runs the flow body in-process without Prefect: the plain steps of
-flows/pipeline.py, composed as flows/sync.py::run_sync composes them, timed from open_run
-to finish (the first byte read to the report written). --mode prefect runs the real
-`sync_flow`, which starts Prefect's temporary server; its overhead is the call's wall
-time minus the flow body the run report records (started_at to finished_at).
+--mode steps (default) runs the flow body in-process without Prefect: flows/sync.py::run_sync
+with each Prefect task replaced by its plain function (`task.fn`), timed around run_sync
+(source opened, run opened, every step, report written). --mode prefect runs the real
+`sync_flow`, which starts Prefect's temporary server; its body is the run report's
+started_at to finished_at, and the harness counts the rest of the child's wall time, less
+start-up and imports, as Prefect's (server start, task runs, server stop at exit).
 Full mode, default settings otherwise; a store already in --workdir makes it a re-sync.
 """
 
@@ -19,11 +20,11 @@ from bench.child import Clock, case_parser, write_result
 
 CLOCK = Clock()
 
-from prefect.states import State  # noqa: E402  (timed: the imports are a column of their own)
+from prefect import Task  # noqa: E402  (timed: the imports are a column of their own)
+from prefect.states import State  # noqa: E402
 
-from flows import pipeline  # noqa: E402
+from flows import sync  # noqa: E402
 from flows.settings import load_settings  # noqa: E402
-from flows.sync import build_source, sync_flow  # noqa: E402
 
 CLOCK.imported()
 
@@ -35,21 +36,20 @@ def record_count(report: dict[str, Any]) -> int:
                for action, n in counts.get(entity, {}).items() if action != "deleted")
 
 
+def unwrap_tasks() -> None:
+    """Replaces each Prefect task in flows/sync.py by its plain function, in this process
+    only, so `run_sync` composes exactly what the flow composes without an API server."""
+    for name, value in list(vars(sync).items()):
+        if isinstance(value, Task):
+            setattr(sync, name, value.fn)
+
+
 def run_steps(overrides: dict[str, Any]) -> dict[str, Any]:
-    """The flow body without Prefect: the steps run_sync wraps in tasks."""
+    """The flow body without Prefect: run_sync with its tasks unwrapped."""
     settings = load_settings(**overrides)
+    unwrap_tasks()
     CLOCK.begin()
-    source = build_source(settings)
-    run = pipeline.open_run(settings, source.describe())
-    try:
-        pipeline.stage_all(run, source, has_groups=source.has_groups)
-        pipeline.check_guards(run)
-        pipeline.merge(run)
-        pipeline.export(run)
-    except BaseException as err:
-        pipeline.finish(run, "failed", f"{type(err).__name__}: {err}")
-        raise
-    report = pipeline.finish(run, "done").to_dict()
+    report = sync.run_sync(settings)
     CLOCK.end()
     return report
 
@@ -57,7 +57,7 @@ def run_steps(overrides: dict[str, Any]) -> dict[str, Any]:
 def run_prefect(overrides: dict[str, Any]) -> tuple[dict[str, Any], float]:
     """The real Prefect flow; returns its report and the Prefect overhead in seconds."""
     CLOCK.begin()
-    state: State[Any] = sync_flow(overrides, None, return_state=True)  # type: ignore[assignment]
+    state: State[Any] = sync.sync_flow(overrides, None, return_state=True)  # type: ignore[assignment]
     CLOCK.end()
     report = state.result(raise_on_failure=False)
     if not state.is_completed() or not isinstance(report, dict):

@@ -8,28 +8,27 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+from sqlalchemy.engine import Connection
 
 from flows.settings import Settings
+from flows.stage import Pending
 from load.parquet_export import write_export
 from load.report import RecordsWriter, RunReport, prune_reports
 from load.sql_store import SqlTarget, utc_now
 from load.staging import Staging
-from transform.batch import RawBatch
-from transform.diff import WRITES, Action, KeyIndex, changed_fields
+from transform.diff import Action, KeyIndex
 from transform.errors import GuardRefusedError
-from transform.faults import Fault, Stage
-from transform.prepare import Prepared, prepare
-from transform.schema import ADDRESS, CUSTOMER, EXTRA_COL, GROUP, KEY_COL, LOAD_ORDER, Entity
+from transform.faults import Fault
+from transform.schema import LOAD_ORDER
+from transform.validate import SuiteValidator, ValidationOutcome, build_data_docs
 
 log = logging.getLogger("magsync")
+BUNDLED_SUITES = Path(__file__).resolve().parent.parent / "expectations"
 
 
 def magsync_version() -> str:
@@ -67,10 +66,14 @@ class Run:
     records: RecordsWriter
     target: SqlTarget
     staging: Staging
+    validator: SuiteValidator
     plans: dict[str, EntityPlan] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     faulted_customers: set[str] = field(default_factory=set)
     group_ids: set[int] = field(default_factory=set)
+    groups_listed: bool = False
+    pending: dict[str, Pending] = field(default_factory=dict)
+    outcomes: list[ValidationOutcome] = field(default_factory=list)
 
 
 def open_run(settings: Settings, input_description: str) -> Run:
@@ -92,121 +95,12 @@ def open_run(settings: Settings, input_description: str) -> Run:
             with target.begin() as conn:
                 target.record_run(conn, run_id, "running", started.replace(tzinfo=None),
                                   None, None)
+    with report.timed("validate"):
+        validator = SuiteValidator(settings.expectations_dir or BUNDLED_SUITES, started)
     return Run(settings, run_id, started, report, report_dir,
                RecordsWriter(report_dir, run_id), target,
-               Staging(out / "staging" / run_id, with_secrets=settings.target.store_secrets))
-
-
-def stage_all(run: Run, batches: Iterable[RawBatch], *, has_groups: bool) -> None:
-    """Reads, normalises, diffs and stages every batch; plans deletions."""
-    with run.report.timed("index"):
-        run.plans = {e.name: EntityPlan(run.target.key_index(e)) for e in LOAD_ORDER}
-    with run.report.timed("stage"):
-        for raw in batches:
-            with run.report.timed("normalise"):
-                prepared = prepare(raw, run.settings.gender_labels)
-            stage_batch(run, prepared)
-        if not has_groups:
-            stage_batch(run, derived_groups(run.group_ids))
-    plan_deletes(run)
-
-
-def derived_groups(group_ids: set[int]) -> Prepared:
-    """Groups made up from the ids customers refer to, with a null code."""
-    ids = sorted(group_ids)
-    raw = pd.DataFrame({"customer_group_id": pd.Series([str(i) for i in ids], dtype="str")})
-    prepared = prepare(RawBatch(GROUP, raw, derived=True), {})
-    prepared.derived = True
-    return prepared
-
-
-def stage_batch(run: Run, prepared: Prepared) -> None:
-    """Diffs one prepared batch against the store and stages what must be written."""
-    entity = prepared.entity
-    plan = run.plans[entity.name]
-    plan.derived = plan.derived or prepared.derived
-    plan.keyless_faults += prepared.keyless_faults
-    plan.index.mark_present(prepared.faulted_keys)
-    faults = list(prepared.faults)
-    frame = prepared.frame
-    if entity is ADDRESS and run.faulted_customers:
-        frame, orphaned = _split_faulted_parents(run, frame)
-        faults.extend(orphaned)
-    with run.report.timed("diff"):
-        actions, duplicate = plan.index.classify(frame[KEY_COL], frame["row_hash"].to_numpy(),
-                                                 create_only=prepared.derived)
-    if duplicate.any():
-        faults.extend(_duplicates(entity, frame[duplicate]))
-        frame, actions = frame[~duplicate], actions[~duplicate]
-    if entity is CUSTOMER:
-        run.faulted_customers.update(f.key for f in faults if f.key)
-        run.group_ids.update(int(g) for g in frame["group_id"].dropna().unique())
-    _record_faults(run, faults)
-    _record_actions(run, entity, frame, actions)
-
-
-def _split_faulted_parents(run: Run, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Fault]]:
-    """Addresses whose customer faulted are faulted too (their key still counts present)."""
-    orphan = frame["customer_key"].isin(run.faulted_customers).to_numpy(dtype=bool)
-    if not orphan.any():
-        return frame, []
-    bad = frame[orphan]
-    run.plans[ADDRESS.name].index.mark_present(bad[KEY_COL].tolist())
-    faults = [Fault(entity=ADDRESS.name, stage=Stage.INTEGRITY, rule="customer_faulted",
-                    message="its customer record faulted, so the address is not loaded",
-                    key=str(row[KEY_COL]), source=row.get("_source"),
-                    source_line=None if pd.isna(row.get("_line")) else int(row["_line"]))
-              for _, row in bad.iterrows()]
-    return frame[~orphan], faults
-
-
-def _duplicates(entity: Entity, frame: pd.DataFrame) -> list[Fault]:
-    return [Fault(entity=entity.name, stage=Stage.INTEGRITY, rule="duplicate_key",
-                  message="a record with the same key came earlier in this run",
-                  key=str(key), source=str(src), source_line=int(line))
-            for key, src, line in zip(frame[KEY_COL], frame["_source"].fillna(""),
-                                      frame["_line"].fillna(0), strict=True)]
-
-
-def _record_faults(run: Run, faults: list[Fault]) -> None:
-    for fault in faults:
-        run.report.count(fault.entity, Action.FAULTED.value)
-    run.faults.extend(faults)
-    run.records.write_faults(faults)
-
-
-def _record_actions(run: Run, entity: Entity, frame: pd.DataFrame, actions: np.ndarray) -> None:
-    for action in Action:
-        run.report.count(entity.name, action.value, int((actions == action.value).sum()))
-    writes = np.isin(actions, [a.value for a in WRITES])
-    if not writes.any():
-        return
-    staged = frame[writes]
-    staged_actions = pd.Series(actions[writes], index=staged.index)
-    changed = pd.Series(None, index=staged.index, dtype="str")
-    updated = (staged_actions == Action.UPDATED.value).to_numpy()
-    if updated.any():
-        changed[updated] = _changed_fields(run, entity, staged[updated])
-    run.staging.add(entity, staged, staged_actions)
-    run.records.write({
-        "entity": [entity.name] * len(staged),
-        "key": staged[KEY_COL].tolist(),
-        "action": staged_actions.tolist(),
-        "changed_fields": changed.tolist(),
-        "source": staged["_source"].tolist() if "_source" in staged else None,
-        "source_line": staged["_line"].tolist() if "_line" in staged else None,
-    })
-
-
-def _changed_fields(run: Run, entity: Entity, new: pd.DataFrame) -> list[str]:
-    """Names of the public columns that differ from the stored row; secrets as one name."""
-    old = run.target.fetch_rows(entity, new[KEY_COL].tolist())
-    aligned = old.reindex(new[KEY_COL].to_numpy())
-    aligned.index = new.index
-    columns = [c.name for c in entity.public_columns] + [EXTRA_COL]
-    names = changed_fields(new.reindex(columns=columns), aligned.reindex(columns=columns),
-                           columns)
-    return [n if n else "secret attributes" for n in names]
+               Staging(out / "staging" / run_id, with_secrets=settings.target.store_secrets),
+               validator)
 
 
 def plan_deletes(run: Run) -> None:
@@ -267,6 +161,24 @@ def merge(run: Run) -> None:
                     target.upsert(conn, entity, part, run.run_id, now)
         with target.begin() as conn:
             target.write_faults(conn, run.faults, run.run_id, now)
+            cleared = _clear_corrected_faults(run, conn)
+            if cleared:
+                run.report.notes.append(f"{cleared} earlier fault(s) cleared by corrected records")
+
+
+def _clear_corrected_faults(run: Run, conn: Connection) -> int:
+    """Clears open faults whose record this run received and did not fault."""
+    open_faults = run.target.open_faults(conn)
+    faulted = {(f.entity, f.key) for f in run.faults if f.key}
+    ids = []
+    for entity, rows in open_faults.items():
+        plan = run.plans.get(entity)
+        if plan is None:
+            continue
+        received = plan.index.received([key for _, key in rows])
+        ids += [fid for (fid, key), ok in zip(rows, received, strict=True)
+                if ok and (entity, key) not in faulted]
+    return run.target.clear_faults(conn, ids, run.run_id)
 
 
 def export(run: Run) -> None:
@@ -288,6 +200,9 @@ def finish(run: Run, status: str, error: str | None = None) -> RunReport:
     run.records.close()
     run.staging.remove()
     with report.timed("report"):
+        if run.outcomes:
+            docs = build_data_docs(run.outcomes, run.report_dir / "data_docs")
+            report.data_docs = str(docs) if docs else None
         report.write_summary(run.report_dir)
         if not run.settings.dry_run:
             with run.target.begin() as conn:

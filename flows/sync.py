@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from extract.csv_source import CsvSource
 from flows import pipeline
 from flows.settings import Settings, load_settings
+from flows.stage import stage_all
 from transform.errors import ConfigError, GuardRefusedError, MagsyncError
 
 TASK_OPTIONS: dict[str, Any] = {"persist_result": False, "cache_policy": NO_CACHE}
@@ -21,7 +22,7 @@ TASK_OPTIONS: dict[str, Any] = {"persist_result": False, "cache_policy": NO_CACH
 @task(name="stage", **TASK_OPTIONS)
 def stage_task(run: pipeline.Run, source: CsvSource) -> None:
     """Extract, normalise, diff and stage every batch."""
-    pipeline.stage_all(run, source, has_groups=source.has_groups)
+    stage_all(run, source, has_groups=source.has_groups)
 
 
 @task(name="guards", **TASK_OPTIONS)

@@ -103,6 +103,7 @@ class RunReport:
     error: str | None = None
     output_dir: str = ""
     exports: dict[str, str] = field(default_factory=dict)
+    data_docs: str | None = None
 
     def count(self, entity: str, action: str, n: int = 1) -> None:
         """Adds `n` records of `entity` with `action`."""
@@ -142,6 +143,7 @@ class RunReport:
             "error": self.error,
             "output_dir": self.output_dir,
             "exports": self.exports,
+            "data_docs": self.data_docs,
         }
 
     def write_summary(self, report_dir: Path) -> Path:

@@ -248,6 +248,24 @@ class SqlTarget:
                 for f in faults]
         conn.execute(sa.insert(FAULTS), rows)
 
+    def open_faults(self, conn: Connection) -> dict[str, list[tuple[int, str]]]:
+        """Uncleared faults with a key, per entity: (fault id, record_key)."""
+        query = sa.select(FAULTS.c.id, FAULTS.c.entity, FAULTS.c.record_key).where(
+            FAULTS.c.source == self.source, FAULTS.c.cleared_run_id.is_(None),
+            FAULTS.c.record_key.is_not(None))
+        out: dict[str, list[tuple[int, str]]] = {}
+        for fid, entity, key in conn.execute(query):
+            out.setdefault(entity, []).append((int(fid), str(key)))
+        return out
+
+    def clear_faults(self, conn: Connection, ids: Sequence[int], run_id: str) -> int:
+        """Marks faults as cleared by this run."""
+        for start in range(0, len(ids), KEY_CHUNK):
+            chunk = list(ids[start:start + KEY_CHUNK])
+            conn.execute(sa.update(FAULTS).where(FAULTS.c.id.in_(chunk))
+                         .values(cleared_run_id=run_id))
+        return len(ids)
+
     def save_state(self, conn: Connection, entity: Entity, cursor: str | None, run_id: str,
                    now: datetime) -> None:
         """Saves an entity's cursor, in the caller's transaction."""

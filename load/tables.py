@@ -113,4 +113,6 @@ FAULTS = sa.Table(
     sa.Column("source_ref", text(), nullable=True),
     sa.Column("source_line", sa.BigInteger(), nullable=True),
     sa.Column("created_at", timestamp(), nullable=False),
+    sa.Column("cleared_run_id", key_string(64), nullable=True),
+    sa.Index("ix_magsync_faults_key", "source", "entity", "record_key"),
 )

@@ -203,11 +203,24 @@ def http_status_error(status: int, resource: str) -> MagentoFatalError:
     return kind(f"{resource}: HTTP {status}: {hint}", resource=resource, code=status)
 
 
+def _reason(exc: BaseException) -> str:
+    """The underlying cause of a requests exception, one short line."""
+    inner: object = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc
+    inner = getattr(inner, "reason", None) or inner  # urllib3's MaxRetryError wraps the cause
+    text = str(inner).splitlines()[0] if str(inner) else ""
+    return f"{type(inner).__name__}: {text[:160]}" if text else type(inner).__name__
+
+
 def request_error(exc: requests.RequestException, resource: str, timeout: float) -> MagentoError:
-    """Translate a requests exception into the Magento error it amounts to."""
+    """Translate a requests exception into the Magento error it amounts to.
+
+    Raise the result ``from None``: a requests exception holds the request, whose body
+    carries the API key or a session id and whose headers carry basic-auth credentials.
+    """
     if isinstance(exc, requests.exceptions.SSLError):
         return MagentoFatalError(
-            f"{resource}: TLS verification failed: pass the store's CA bundle", resource=resource
+            f"{resource}: TLS verification failed, pass the store's CA bundle ({_reason(exc)})",
+            resource=resource,
         )
     if isinstance(exc, requests.Timeout):
         return MagentoRetriableError(
@@ -220,13 +233,11 @@ def request_error(exc: requests.RequestException, resource: str, timeout: float)
     )
     if isinstance(exc, transient):
         return MagentoRetriableError(
-            f"{resource}: connection failed ({type(exc).__name__})", resource=resource
+            f"{resource}: connection failed ({_reason(exc)})", resource=resource
         )
     status = exc.response.status_code if exc.response is not None else None
     if status is not None and status >= 500:
         return MagentoRetriableError(f"{resource}: HTTP {status} from the store", resource=resource)
     if status is not None:
         return http_status_error(status, resource)
-    return MagentoFatalError(
-        f"{resource}: request failed ({type(exc).__name__})", resource=resource
-    )
+    return MagentoFatalError(f"{resource}: request failed ({_reason(exc)})", resource=resource)

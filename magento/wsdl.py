@@ -69,8 +69,14 @@ class StoreService:
         try:
             response = getattr(proxy, operation)(**self.skip[operation])
         except requests.RequestException as exc:
-            raise request_error(exc, resource, timeout) from exc
-        return classify_response(response.status_code, response.content, response.headers, resource)
+            error = request_error(exc, resource, timeout)
+        else:
+            return classify_response(
+                response.status_code, response.content, response.headers, resource
+            )
+        # Raised outside the except block so that neither __cause__ nor __context__ keeps
+        # the requests exception: its request holds the API key or a session id.
+        raise error
 
 
 def load_service(
@@ -86,14 +92,15 @@ def load_service(
         forbid_external=True,
     )
     label = f"WSDL {wsdl_url}"
+    failure: MagentoError | None = None
     try:
         client = zeep.Client(
             wsdl_url, transport=transport, settings=settings, plugins=[EnvelopePlugin()]
         )
     except MagentoError:
         raise
-    except requests.RequestException as exc:
-        raise request_error(exc, label, timeout) from exc
+    except requests.RequestException as exc:  # its request holds basic-auth headers
+        failure = request_error(exc, label, timeout)
     except (DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden) as exc:
         raise MagentoFatalError(f"{label}: refused ({type(exc).__name__})") from exc
     except codec.ForbiddenXmlError as exc:
@@ -102,6 +109,8 @@ def load_service(
         raise MagentoRetriableError(f"{label}: truncated or not XML") from exc
     except (zeep.exceptions.Error, codec.CodecError) as exc:
         raise MagentoFatalError(f"{label}: not a usable WSDL ({exc})") from exc
+    if failure is not None:
+        raise failure
     return _inspect(client, endpoint, label)
 
 

@@ -73,6 +73,18 @@ class KeyIndex:
         pos = self.keys.get_indexer(pd.Index(list(keys), dtype="str"))
         self.seen[pos[pos >= 0]] = True
 
+    def received(self, keys: list[str]) -> np.ndarray:
+        """Whether each key came in this run (stored and seen, or new)."""
+        pos = self.keys.get_indexer(pd.Index(keys, dtype="str"))
+        seen = np.zeros(len(keys), bool)
+        seen[pos >= 0] = self.seen[pos[pos >= 0]]
+        return seen | np.array([k in self.new_keys for k in keys], dtype=bool)
+
+    def known_keys(self) -> pd.Index:
+        """Keys that exist after this run: stored active or seen, plus new ones."""
+        stored = self.keys[~self.deleted | self.seen]
+        return stored.union(pd.Index(list(self.new_keys), dtype="str"))
+
     def absent(self) -> list[str]:
         """Active stored keys this run has not seen: candidates for deletion."""
         absent: list[str] = self.keys[~self.seen & ~self.deleted].tolist()

@@ -14,14 +14,8 @@ README.md in this folder lists every behaviour that no recording covers.
 from magento.emulator.faults import ApiFault
 from magento.emulator.handler import ApiUser
 from magento.emulator.loaders import generated_store, load_ce_export, load_data
-from magento.emulator.server import (
-    FaultInjection,
-    Latency,
-    RunningEmulator,
-    Stats,
-    run_emulator,
-    serve,
-)
+from magento.emulator.runner import RunningEmulator, run_emulator, serve
+from magento.emulator.server import FaultInjection, Latency, Stats
 from magento.emulator.store import EmulatorStore
 from magento.emulator.wsdl import WsdlOptions, render_wsdl
 

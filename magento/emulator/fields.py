@@ -13,26 +13,81 @@ from magento.emulator.faults import ApiFault, SaveError
 # Attribute order of customer.info (v1_customer_info): customer.list uses the same order and
 # leaves out the nulls. customer_id stands for the entity id.
 CUSTOMER_FIELDS: tuple[str, ...] = (
-    "customer_id", "created_at", "updated_at", "increment_id", "store_id", "website_id",
-    "created_in", "prefix", "firstname", "middlename", "lastname", "suffix", "email",
-    "group_id", "dob", "password_hash", "default_billing", "default_shipping", "taxvat",
-    "confirmation", "gender", "rp_token", "rp_token_created_at", "disable_auto_group_change",
-    "password_created_at", "rp_customer_id",
+    "customer_id",
+    "created_at",
+    "updated_at",
+    "increment_id",
+    "store_id",
+    "website_id",
+    "created_in",
+    "prefix",
+    "firstname",
+    "middlename",
+    "lastname",
+    "suffix",
+    "email",
+    "group_id",
+    "dob",
+    "password_hash",
+    "default_billing",
+    "default_shipping",
+    "taxvat",
+    "confirmation",
+    "gender",
+    "rp_token",
+    "rp_token_created_at",
+    "disable_auto_group_change",
+    "password_created_at",
+    "rp_customer_id",
 )
-CUSTOMER_INTS = frozenset({
-    "customer_id", "store_id", "website_id", "group_id", "default_billing", "default_shipping",
-    "gender", "disable_auto_group_change", "password_created_at", "rp_customer_id",
-})
+CUSTOMER_INTS = frozenset(
+    {
+        "customer_id",
+        "store_id",
+        "website_id",
+        "group_id",
+        "default_billing",
+        "default_shipping",
+        "gender",
+        "disable_auto_group_change",
+        "password_created_at",
+        "rp_customer_id",
+    }
+)
 # Attribute order of customer_address.info (v1_customer_address_info).
 ADDRESS_FIELDS: tuple[str, ...] = (
-    "customer_address_id", "created_at", "updated_at", "increment_id", "prefix", "firstname",
-    "middlename", "lastname", "suffix", "company", "street", "city", "country_id", "region",
-    "region_id", "postcode", "telephone", "fax", "vat_id", "vat_is_valid", "vat_request_id",
-    "vat_request_date", "vat_request_success",
+    "customer_address_id",
+    "created_at",
+    "updated_at",
+    "increment_id",
+    "prefix",
+    "firstname",
+    "middlename",
+    "lastname",
+    "suffix",
+    "company",
+    "street",
+    "city",
+    "country_id",
+    "region",
+    "region_id",
+    "postcode",
+    "telephone",
+    "fax",
+    "vat_id",
+    "vat_is_valid",
+    "vat_request_id",
+    "vat_request_date",
+    "vat_request_success",
 )
-ADDRESS_INTS = frozenset({
-    "customer_address_id", "region_id", "vat_is_valid", "vat_request_success",
-})
+ADDRESS_INTS = frozenset(
+    {
+        "customer_address_id",
+        "region_id",
+        "vat_is_valid",
+        "vat_request_success",
+    }
+)
 DATE_FIELDS = frozenset({"created_at", "updated_at", "dob", "rp_token_created_at"})
 GENDER_IDS = {"male": 1, "female": 2}
 
@@ -107,8 +162,10 @@ def coerce(field: str, value: Any, ints: frozenset[str]) -> Any:
         return int(value)
     # MySQL strict mode rejects the row; Magento surfaces that as an internal fault.
     raise ApiFault(
-        "1", f"SQLSTATE[HY000]: General error: 1366 Incorrect integer value: "
-        f"'{php_string(value)}' for column '{field}' at row 1", internal=True,
+        "1",
+        f"SQLSTATE[HY000]: General error: 1366 Incorrect integer value: "
+        f"'{php_string(value)}' for column '{field}' at row 1",
+        internal=True,
     )
 
 

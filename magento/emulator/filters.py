@@ -9,6 +9,7 @@ compare as numbers, strings under a case- and accent-insensitive collation, date
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,10 +30,28 @@ Predicate = Callable[[Row], bool]
 # Static columns of customer_entity that are no API attribute but still filter.
 _CONSTANT_COLUMNS: dict[str, int] = {"entity_type_id": 1, "attribute_set_id": 0}
 _FILTERABLE = frozenset(CUSTOMER_FIELDS) | frozenset(_CONSTANT_COLUMNS)
-_OPERATORS = frozenset({
-    "eq", "neq", "like", "nlike", "in", "nin", "notnull", "null", "gt", "lt", "gteq", "lteq",
-    "finset", "regexp", "from", "to", "seq", "sneq",
-})
+_OPERATORS = frozenset(
+    {
+        "eq",
+        "neq",
+        "like",
+        "nlike",
+        "in",
+        "nin",
+        "notnull",
+        "null",
+        "gt",
+        "lt",
+        "gteq",
+        "lteq",
+        "finset",
+        "regexp",
+        "from",
+        "to",
+        "seq",
+        "sneq",
+    }
+)
 _ZERO_DATE = "0000-00-00 00:00:00"
 
 
@@ -51,6 +70,23 @@ def compile_filters(filters: Any) -> Predicate:
     return lambda row: all(p(row) for p in predicates)
 
 
+def id_bounds(filters: Any) -> tuple[float, float]:
+    """Inclusive bounds a customer_id condition puts on ids, to skip rows outside a window."""
+    low, high = -math.inf, math.inf
+    if not isinstance(filters, Mapping):
+        return low, high
+    for field, condition in filters.items():
+        if field not in ("customer_id", "entity_id") or not isinstance(condition, Mapping):
+            continue
+        if condition.get("from") is None and condition.get("to") is None:
+            continue  # other operators: no narrowing, the predicate decides
+        if condition.get("from") is not None:
+            low = max(low, _number(condition["from"]))
+        if condition.get("to") is not None:
+            high = min(high, _number(condition["to"]))
+    return low, high
+
+
 def _condition(field: str, condition: Any) -> Predicate:
     """One field's condition."""
     if isinstance(condition, list):
@@ -60,7 +96,8 @@ def _condition(field: str, condition: Any) -> Predicate:
         return _operator(field, "eq", "" if condition is None else condition)
     if condition.get("from") is not None or condition.get("to") is not None:
         bounds = [
-            _operator(field, op, condition[op]) for op in ("from", "to")
+            _operator(field, op, condition[op])
+            for op in ("from", "to")
             if condition.get(op) is not None
         ]
         return lambda row: all(p(row) for p in bounds)

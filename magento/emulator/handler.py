@@ -22,7 +22,7 @@ from lxml import etree
 from magento import codec
 from magento.emulator import faults
 from magento.emulator.faults import AddressNotFoundError, ApiFault, CustomerNotFoundError, PhpError
-from magento.emulator.resources import Resources, map_store_errors
+from magento.emulator.resources import Resources, store_fault
 from magento.emulator.store import EmulatorStore
 from magento.emulator.wire import ResponseWriter, fault_envelope
 
@@ -37,6 +37,7 @@ class ApiUser:
 
     def allows(self, path: str) -> bool:
         """Whether the role grants `resource.method`."""
+
         def hit(patterns: tuple[str, ...]) -> bool:
             return any(fnmatch.fnmatchcase(path, p) for p in patterns)
 
@@ -184,9 +185,7 @@ class SoapHandler:
         try:
             return method.invoke(args)
         except (CustomerNotFoundError, AddressNotFoundError) as exc:
-            fault = map_store_errors(exc)
-            assert fault is not None
-            raise fault from None
+            raise store_fault(exc) from None
 
     def _multi_call(
         self, resources: Resources, user: ApiUser, calls: Any, options: Any
@@ -194,7 +193,8 @@ class SoapHandler:
         if not isinstance(calls, list | dict):
             raise PhpError(
                 "Mage_Api_Model_Server_Handler_Abstract::multiCall(): Argument #2 ($calls) "
-                f"must be of type array, {_php_type(calls)} given")
+                f"must be of type array, {_php_type(calls)} given"
+            )
         stop = isinstance(options, dict) and _loosely_one(options.get("break"))
         results: list[Any] = []
         for call in calls.values() if isinstance(calls, dict) else calls:

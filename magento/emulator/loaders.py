@@ -21,19 +21,54 @@ from magento.emulator.store import EmulatorStore
 log = logging.getLogger(__name__)
 
 _CUSTOMER_COLUMNS = (
-    "email", "website_id", "store_id", "created_in", "prefix", "firstname", "middlename",
-    "lastname", "suffix", "group_id", "dob", "password_hash", "taxvat", "confirmation",
-    "created_at", "gender", "rp_token", "rp_token_created_at", "disable_auto_group_change",
-    "password_created_at", "rp_customer_id",
+    "email",
+    "website_id",
+    "store_id",
+    "created_in",
+    "prefix",
+    "firstname",
+    "middlename",
+    "lastname",
+    "suffix",
+    "group_id",
+    "dob",
+    "password_hash",
+    "taxvat",
+    "confirmation",
+    "created_at",
+    "gender",
+    "rp_token",
+    "rp_token_created_at",
+    "disable_auto_group_change",
+    "password_created_at",
+    "rp_customer_id",
 )
 _ADDRESS_COLUMNS = (
-    "prefix", "firstname", "middlename", "lastname", "suffix", "company", "street", "city",
-    "country_id", "region", "postcode", "telephone", "fax", "vat_id",
+    "prefix",
+    "firstname",
+    "middlename",
+    "lastname",
+    "suffix",
+    "company",
+    "street",
+    "city",
+    "country_id",
+    "region",
+    "postcode",
+    "telephone",
+    "fax",
+    "vat_id",
 )
-_INT_COLUMNS = frozenset({
-    "website_id", "store_id", "group_id", "disable_auto_group_change", "password_created_at",
-    "rp_customer_id",
-})
+_INT_COLUMNS = frozenset(
+    {
+        "website_id",
+        "store_id",
+        "group_id",
+        "disable_auto_group_change",
+        "password_created_at",
+        "rp_customer_id",
+    }
+)
 
 
 def _codes() -> tuple[dict[str, int], dict[str, int]]:
@@ -69,8 +104,10 @@ def read_groups(path: Path) -> list[dict[str, Any]]:
     """Read `customer_group_id,customer_group_code` rows."""
     with path.open(encoding="utf-8-sig", newline="") as f:
         return [
-            {"customer_group_id": int(row["customer_group_id"]),
-             "customer_group_code": row["customer_group_code"]}
+            {
+                "customer_group_id": int(row["customer_group_id"]),
+                "customer_group_code": row["customer_group_code"],
+            }
             for row in csv.DictReader(f)
         ]
 
@@ -99,8 +136,10 @@ def load_ce_export(store: EmulatorStore, path: Path) -> int:
 def _rows(reader: Any, header: list[str]) -> Iterator[tuple[int, dict[str, str | None]]]:
     """Each record as {column: value or None}; a short row leaves its last columns null."""
     for cells in reader:
-        values = {col: (cells[i] if i < len(cells) and cells[i] != "" else None)
-                  for i, col in enumerate(header)}
+        values = {
+            col: (cells[i] if i < len(cells) and cells[i] != "" else None)
+            for i, col in enumerate(header)
+        }
         yield reader.line_num, values
 
 
@@ -113,8 +152,11 @@ def _customer(
 ) -> dict[str, Any]:
     record: dict[str, Any] = {}
     for column in _CUSTOMER_COLUMNS:
-        record[column] = _int_or_none(cells.get(column), column, line, path) \
-            if column in _INT_COLUMNS else cells.get(column)
+        record[column] = (
+            _int_or_none(cells.get(column), column, line, path)
+            if column in _INT_COLUMNS
+            else cells.get(column)
+        )
     if record["website_id"] is None and cells.get("_website") is not None:
         record["website_id"] = websites.get(str(cells["_website"]).strip())
     if record["store_id"] is None and cells.get("_store") is not None:
@@ -157,4 +199,3 @@ def _gender(value: str | None, line: int, path: Path) -> int | None:
         return GENDER_IDS[text.casefold()]
     log.warning("%s line %d: unknown gender %r; loaded as null", path, line, value)
     return None
-

@@ -40,11 +40,14 @@ class Method:
         for index in range(self.required):
             if index not in given:
                 if any(i > index for i in given):  # a later parameter came by name
-                    raise PhpError(f"{self.php}(): Argument #{index + 1} "
-                                   f"(${self.params[index]}) not passed")
+                    raise PhpError(
+                        f"{self.php}(): Argument #{index + 1} (${self.params[index]}) not passed"
+                    )
                 exactly = "exactly" if self.required == len(self.params) else "at least"
-                raise PhpError(f"Too few arguments to function {self.php}(), {len(given)} "
-                               f"passed and {exactly} {self.required} expected")
+                raise PhpError(
+                    f"Too few arguments to function {self.php}(), {len(given)} "
+                    f"passed and {exactly} {self.required} expected"
+                )
         return self.run(*(given.get(i) for i in range(len(self.params))))
 
     def _bind(self, args: list[Any] | dict[Any, Any]) -> dict[int, Any]:
@@ -56,7 +59,8 @@ class Method:
             if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
                 if named:
                     raise PhpError(
-                        "Cannot use positional argument after named argument during unpacking")
+                        "Cannot use positional argument after named argument during unpacking"
+                    )
                 given[position] = value  # extra positional arguments are ignored by PHP
                 position += 1
                 continue
@@ -70,11 +74,20 @@ class Method:
         return given
 
 
+# Entity columns a filter may name that are no API attribute.
+_ENTITY_COLUMNS = frozenset({"customer_id", "entity_id", "entity_type_id", "attribute_set_id"})
 # The customer entity's "default attributes": static columns a filter reads directly.
-_DEFAULT_ATTRIBUTES = frozenset({
-    "entity_type_id", "attribute_set_id", "created_at", "updated_at", "increment_id",
-    "store_id", "website_id",
-})
+_DEFAULT_ATTRIBUTES = frozenset(
+    {
+        "entity_type_id",
+        "attribute_set_id",
+        "created_at",
+        "updated_at",
+        "increment_id",
+        "store_id",
+        "website_id",
+    }
+)
 
 
 class Resources:
@@ -94,25 +107,33 @@ class Resources:
         self.methods: dict[str, Method] = {
             "customer.list": Method(customer + "items", ("filters",), 1, self.customer_list),
             "customer.info": Method(
-                customer + "info", ("customerId", "attributes"), 1, self.customer_info),
+                customer + "info", ("customerId", "attributes"), 1, self.customer_info
+            ),
             "customer.create": Method(
-                customer + "create", ("customerData",), 1, self.customer_create),
+                customer + "create", ("customerData",), 1, self.customer_create
+            ),
             "customer.update": Method(
-                customer + "update", ("customerId", "customerData"), 2, self.customer_update),
+                customer + "update", ("customerId", "customerData"), 2, self.customer_update
+            ),
             "customer.delete": Method(
-                customer + "delete", ("customerId",), 1, self.customer_delete),
+                customer + "delete", ("customerId",), 1, self.customer_delete
+            ),
             "customer_address.list": Method(
-                address + "items", ("customerId",), 1, self.address_list),
-            "customer_address.info": Method(
-                address + "info", ("addressId",), 1, self.address_info),
+                address + "items", ("customerId",), 1, self.address_list
+            ),
+            "customer_address.info": Method(address + "info", ("addressId",), 1, self.address_info),
             "customer_address.create": Method(
-                address + "create", ("customerId", "addressData"), 2, self.address_create),
+                address + "create", ("customerId", "addressData"), 2, self.address_create
+            ),
             "customer_address.update": Method(
-                address + "update", ("addressId", "addressData"), 2, self.address_update),
+                address + "update", ("addressId", "addressData"), 2, self.address_update
+            ),
             "customer_address.delete": Method(
-                address + "delete", ("addressId",), 1, self.address_delete),
+                address + "delete", ("addressId",), 1, self.address_delete
+            ),
             "customer_group.list": Method(
-                "Mage_Customer_Model_Group_Api::items", (), 0, self.group_list),
+                "Mage_Customer_Model_Group_Api::items", (), 0, self.group_list
+            ),
         }
 
     # -- customer --------------------------------------------------------------------------
@@ -121,8 +142,10 @@ class Resources:
         """customer.list: every matching customer by id, null attributes left out."""
         if isinstance(filters, Mapping):
             for field in filters:
+                if field in _ENTITY_COLUMNS:
+                    continue
                 if field not in CUSTOMER_FIELDS[1:]:
-                    break  # customer_id is no attribute; an unknown name faults below
+                    break  # an unknown name: the store answers fault 101
                 if field not in _DEFAULT_ATTRIBUTES:
                     self._customer_attributes.setdefault(field)
         rows = self.store.list_customers(filters)
@@ -130,8 +153,7 @@ class Resources:
             return []  # no row, no loadAllAttributes: the touched order stays open
         order = self._customer_order()
         return [
-            {"customer_id": row["customer_id"]}
-            | {f: row[f] for f in order if row[f] is not None}
+            {"customer_id": row["customer_id"]} | {f: row[f] for f in order if row[f] is not None}
             for row in rows
         ]
 
@@ -219,8 +241,10 @@ class Resources:
         """customer_group.list: id and code of every group, by id."""
         groups = sorted(self.store.groups, key=lambda g: g["customer_group_id"])
         return [
-            {"customer_group_id": g["customer_group_id"],
-             "customer_group_code": g["customer_group_code"]}
+            {
+                "customer_group_id": g["customer_group_id"],
+                "customer_group_code": g["customer_group_code"],
+            }
             for g in groups
         ]
 
@@ -250,13 +274,11 @@ class Resources:
         return row
 
 
-def map_store_errors(error: Exception) -> ApiFault | None:
+def store_fault(error: CustomerNotFoundError | AddressNotFoundError) -> ApiFault:
     """A row that vanished between the check and the write, as the fault Magento gives."""
     if isinstance(error, CustomerNotFoundError):
         return ApiFault.of(_CUSTOMER_NOT_EXISTS)
-    if isinstance(error, AddressNotFoundError):
-        return ApiFault.of(_ADDRESS_NOT_EXISTS)
-    return None
+    return ApiFault.of(_ADDRESS_NOT_EXISTS)
 
 
 def _address_row(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,4 @@
-"""The emulator's HTTP server: WSDL on GET, SOAP on POST, fault injection and latency.
-
-`run_emulator(...)` runs it on a thread for tests (`with run_emulator(store) as emu:
-emu.url`); `serve(...)` blocks, for the `magsync emulator` command.
-"""
+"""The emulator's HTTP server: WSDL on GET, SOAP on POST, fault injection and latency."""
 
 from __future__ import annotations
 
@@ -12,24 +8,26 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from magento.emulator.handler import ApiUser, SessionTable, SoapHandler
-from magento.emulator.loaders import generated_store, load_data
-from magento.emulator.store import EmulatorStore
-from magento.emulator.wsdl import WsdlOptions, render_wsdl
+from magento.emulator.handler import SoapHandler
 
 log = logging.getLogger(__name__)
 
-SOAP_PATHS = frozenset({
-    "/api/soap", "/api/soap/index", "/index.php/api/soap", "/index.php/api/soap/index",
-    "/api", "/index.php/api",
-})
+SOAP_PATHS = frozenset(
+    {
+        "/api/soap",
+        "/api/soap/index",
+        "/index.php/api/soap",
+        "/index.php/api/soap/index",
+        "/api",
+        "/index.php/api",
+    }
+)
 _XML = "text/xml; charset=UTF-8"
 _ERROR_PAGE = b"<html><body><h1>500 Internal Server Error</h1></body></html>\n"
 
@@ -67,12 +65,20 @@ class Stats:
     operations: dict[str, int] = field(default_factory=dict)
 
 
-class _Server(ThreadingHTTPServer):
+class EmulatorServer(ThreadingHTTPServer):
+    """A threading HTTP server carrying the SOAP handler, fault injection and latency."""
+
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], soap: SoapHandler, faults: FaultInjection,
-                 latency: Latency, wsdl: Callable[[], bytes]) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        soap: SoapHandler,
+        faults: FaultInjection,
+        latency: Latency,
+        wsdl: Callable[[], bytes],
+    ) -> None:
         super().__init__(address, _RequestHandler)
         self.soap, self.faults, self.latency, self.wsdl = soap, faults, latency, wsdl
         self.stats = Stats()
@@ -108,7 +114,7 @@ class _Server(ThreadingHTTPServer):
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: EmulatorServer
 
     def setup(self) -> None:
         super().setup()
@@ -185,131 +191,3 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-
-@dataclass
-class RunningEmulator:
-    """A started emulator: its URLs, store, statistics and session controls."""
-
-    url: str  # base URL, e.g. http://127.0.0.1:PORT/
-    store: EmulatorStore
-    _server: _Server
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port."""
-        return int(self._server.server_address[1])
-
-    @property
-    def endpoint(self) -> str:
-        """The v1 SOAP endpoint URL."""
-        return self.url + "api/soap/"
-
-    @property
-    def wsdl_url(self) -> str:
-        """The v1 WSDL URL."""
-        return self.url + "api/soap/?wsdl"
-
-    @property
-    def stats(self) -> Stats:
-        """Live request statistics."""
-        return self._server.stats
-
-    def expire_sessions(self) -> int:
-        """Expire every open API session now (the next call gets fault 5)."""
-        return self._server.soap.sessions.expire_all()
-
-
-def _users(users: Mapping[str, str | ApiUser]) -> dict[str, ApiUser]:
-    return {name: u if isinstance(u, ApiUser) else ApiUser(u) for name, u in users.items()}
-
-
-@contextlib.contextmanager
-def run_emulator(
-    store: EmulatorStore | None = None,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    namespace: str = "urn:Magento",
-    users: Mapping[str, str | ApiUser] | None = None,
-    faults: FaultInjection | None = None,
-    latency: Latency | None = None,
-    session_timeout: float = 3600.0,
-    wsdl: WsdlOptions | None = None,
-    advertised_url: str | None = None,
-) -> Iterator[RunningEmulator]:
-    """Run the emulator on a background thread; stop it cleanly on exit.
-
-    `users` maps API user names to keys (or ApiUser with an ACL); default {"etl": "key"}.
-    `advertised_url` is the WSDL's soap:address (default: this server's own endpoint).
-    """
-    store = store if store is not None else EmulatorStore()
-    faults = faults or FaultInjection()
-    wsdl_options = wsdl or WsdlOptions()
-    sessions = SessionTable(store.clock, session_timeout, faults.expire_session_after_calls)
-    soap = SoapHandler(store, namespace, _users(users or {"etl": "key"}), sessions,
-                       fixed_array=wsdl_options.types)
-    location: list[str] = []
-    server = _Server((host, port), soap, faults, latency or Latency(),
-                     lambda: render_wsdl(namespace, location[0], wsdl_options))
-    url = f"http://{host}:{server.server_address[1]}/"
-    location.append(advertised_url or url + "index.php/api/soap/index/")
-    # A short poll interval: shutdown() waits up to one interval, and tests start many.
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,),
-                              name="magsync-emulator", daemon=True)
-    thread.start()
-    try:
-        yield RunningEmulator(url, store, server)
-    finally:
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        thread.join()
-
-
-def serve(
-    port: int = 8080,
-    data: Path | None = None,
-    *,
-    customers: int = 1000,
-    seed: int = 42,
-    namespace: str = "urn:Magento",
-    api_user: str = "magsync",
-    api_key: str = "",
-    host: str = "127.0.0.1",
-    faults: FaultInjection | None = None,
-    latency: Latency | None = None,
-    session_timeout: float = 3600.0,
-    wsdl: WsdlOptions | None = None,
-    advertised_url: str | None = None,
-    on_ready: Callable[[str], None] | None = None,
-    stop: threading.Event | None = None,
-) -> None:
-    """Serve until interrupted (or `stop` is set): data from a CE export, else generated.
-
-    `data` is a CE export file or a folder of them (a groups.csv there sets the groups);
-    without it the store holds magento.dataset.iter_customers(customers, seed).
-    """
-    if not api_key:
-        raise ValueError("the emulator needs an API key for its API user")
-    if data is not None:
-        from magento.dataset import GROUPS, STORES
-
-        store = EmulatorStore(groups=GROUPS, stores={s.store_id: (s.website_id, s.name)
-                                                     for s in STORES})
-        loaded = load_data(store, data)
-        log.info("loaded %d customers from %s", loaded, data)
-    else:
-        store = generated_store(customers, seed)
-    stop = stop or threading.Event()
-    with run_emulator(store, host=host, port=port, namespace=namespace,
-                      users={api_user: api_key}, faults=faults, latency=latency,
-                      session_timeout=session_timeout, wsdl=wsdl,
-                      advertised_url=advertised_url) as emu:
-        customers_held, addresses_held = store.counts()
-        log.info("magsync emulator on %s: %d customers, %d addresses, API user %s",
-                 emu.url, customers_held, addresses_held, api_user)
-        if on_ready is not None:
-            on_ready(emu.url)
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()

@@ -8,8 +8,7 @@ the store the way a shop admin would.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
+import bisect
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -30,35 +29,20 @@ from magento.emulator.fields import (
     php_string,
     php_truthy,
 )
-from magento.emulator.filters import compile_filters
+from magento.emulator.filters import compile_filters, id_bounds
+from magento.emulator.rules import (
+    DEFAULT_GROUPS,
+    DEFAULT_STORES,
+    MIN_PASSWORD,
+    hash_password,
+    validate_address,
+)
 
 Record = dict[str, Any]
 Clock = Callable[[], datetime]
 
-# Store views: store_id -> (website_id, name); created_in is the name of the customer's store.
-DEFAULT_STORES: dict[int, tuple[int, str]] = {
-    0: (0, "Admin"), 1: (1, "Default Store View"), 2: (2, "EU English"),
-}
-DEFAULT_GROUPS: tuple[Record, ...] = (
-    {"customer_group_id": 0, "customer_group_code": "NOT LOGGED IN"},
-    {"customer_group_id": 1, "customer_group_code": "General"},
-    {"customer_group_id": 2, "customer_group_code": "Wholesale"},
-    {"customer_group_id": 3, "customer_group_code": "Retailer"},
-)
 _CUSTOMER_ATTRS = CUSTOMER_FIELDS[1:]  # what customer.update may set (not the id)
 _ADDRESS_ATTRS = ADDRESS_FIELDS[1:]
-# Magento's address validation, in its order: (attribute, message).
-_REQUIRED_ADDRESS = (
-    ("firstname", "Please enter the first name."),
-    ("lastname", "Please enter the last name."),
-    ("street", "Please enter the street."),
-    ("city", "Please enter the city."),
-    ("telephone", "Please enter the telephone number."),
-    ("postcode", "Please enter the zip/postal code."),
-    ("country_id", "Please enter the country."),
-)
-_MIN_PASSWORD = 6
-_OPTIONAL_ZIP = frozenset({"HK", "IE", "MO", "PA"})  # Magento 1.9's default list
 
 
 def utc_now() -> datetime:
@@ -81,6 +65,7 @@ class EmulatorStore:
         self._customers: dict[int, Record] = {}
         self._addresses: dict[int, Record] = {}  # each carries its customer as "parent_id"
         self._address_ids: dict[int, set[int]] = {}  # customer id -> its address ids
+        self._sorted_ids: list[int] | None = None  # customer ids, ascending (a cache)
         self.groups: list[Record] = [dict(g) for g in groups]
         self.stores: dict[int, tuple[int, str]] = dict(stores or DEFAULT_STORES)
         self.timezone = ZoneInfo(timezone)
@@ -105,6 +90,7 @@ class EmulatorStore:
             row["created_at"] = row["created_at"] or self.now()
             row["updated_at"] = row["updated_at"] or row["created_at"]
             self._customers[cid] = row
+            self._sorted_ids = None
             self._address_ids.setdefault(cid, set())
             self.next_customer_id = max(self.next_customer_id, cid + 1)
             return cid
@@ -160,8 +146,13 @@ class EmulatorStore:
     def list_customers(self, filters: Any = None) -> list[Record]:
         """Copies of the customers matching customer.list filters, by id (101 on a bad field)."""
         predicate = compile_filters(filters)
+        low, high = id_bounds(filters)
         with self._lock:
-            rows = [self._customers[cid] for cid in sorted(self._customers)]
+            if self._sorted_ids is None:
+                self._sorted_ids = sorted(self._customers)
+            ids = self._sorted_ids
+            window = ids[bisect.bisect_left(ids, low) : bisect.bisect_right(ids, high)]
+            rows = [self._customers[cid] for cid in window]
             return [dict(r) for r in rows if predicate(r)]
 
     def address(self, address_id: int) -> Record | None:
@@ -189,12 +180,12 @@ class EmulatorStore:
             values = self._customer_values(data)
             password = php_string(data.get("password") or "").strip()
             if password:
-                if len(password) < _MIN_PASSWORD:
+                if len(password) < MIN_PASSWORD:
                     raise SaveError(
-                        f"The password must have at least {_MIN_PASSWORD} characters. "
+                        f"The password must have at least {MIN_PASSWORD} characters. "
                         "Leading or trailing spaces will be ignored."
                     )
-                values["password_hash"] = _hash_password(password)
+                values["password_hash"] = hash_password(password)
             store_id = values.get("store_id")
             store_id = 0 if store_id is None else store_id
             values.setdefault("store_id", store_id)
@@ -209,6 +200,7 @@ class EmulatorStore:
             cid = self.next_customer_id
             row = {f: values.get(f) for f in CUSTOMER_FIELDS}
             self._customers[cid] = row | {"customer_id": cid}
+            self._sorted_ids = None
             self._address_ids[cid] = set()
             self.next_customer_id = cid + 1
             return cid
@@ -230,6 +222,7 @@ class EmulatorStore:
         with self._lock:
             self._customer(customer_id)
             del self._customers[customer_id]
+            self._sorted_ids = None
             for aid in self._address_ids.pop(customer_id):
                 del self._addresses[aid]
 
@@ -238,7 +231,7 @@ class EmulatorStore:
         with self._lock:
             self._customer(customer_id)
             values = self._address_values(data)
-            _validate_address(values)
+            validate_address(values)
             now = self.now()
             values.setdefault("created_at", now)
             values["updated_at"] = now
@@ -257,7 +250,7 @@ class EmulatorStore:
             row = self._address(address_id)
             values = self._address_values(data)
             merged = row | values
-            _validate_address(merged)
+            validate_address(merged)
             row.update(values)
             row["updated_at"] = self.now()
             self._apply_defaults(row["parent_id"], address_id, data)
@@ -328,24 +321,3 @@ class EmulatorStore:
             customer["default_shipping"] = address_id
         if billing or shipping:
             customer["updated_at"] = self.now()
-
-
-def _validate_address(values: Mapping[str, Any]) -> None:
-    """Magento's address validation: every missing required field, one message each."""
-    errors = []
-    for field, message in _REQUIRED_ADDRESS:
-        if field == "postcode" and values.get("country_id") in _OPTIONAL_ZIP:
-            continue
-        value = values.get(field)
-        if field == "street" and isinstance(value, str):
-            value = value.split("\n")[0]
-        if not php_truthy(value):
-            errors.append(message)
-    if errors:
-        raise SaveError("\n".join(errors))
-
-
-def _hash_password(password: str) -> str:
-    """Magento 1.9's customer hash: sha256(salt + password) ':' a 32-character salt."""
-    salt = secrets.token_hex(16)
-    return f"{hashlib.sha256((salt + password).encode()).hexdigest()}:{salt}"

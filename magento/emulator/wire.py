@@ -24,7 +24,10 @@ _XML_DECL = '<?xml version="1.0" encoding="UTF-8"?>\n'
 def escape(text: str) -> str:
     """Escape character data as libxml2 does (&, <, > and carriage returns)."""
     return (
-        xml_safe(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        xml_safe(text)
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
         .replace("\r", "&#13;")
     )
 
@@ -44,7 +47,11 @@ class ResponseWriter:
 
     def __init__(self, namespace: str) -> None:
         self._uris = {
-            "ns1": namespace, "xsd": XSD_NS, "xsi": XSI_NS, "SOAP-ENC": ENC_NS, "ns2": APACHE_NS,
+            "ns1": namespace,
+            "xsd": XSD_NS,
+            "xsi": XSI_NS,
+            "SOAP-ENC": ENC_NS,
+            "ns2": APACHE_NS,
         }
         self._used = ["ns1"]  # the method element comes first
         self._out: list[str] = []
@@ -120,7 +127,7 @@ class ResponseWriter:
             self._use(element[0])
             array_type, encoder_ns = f"{element[0]}:{element[1]}", element[0]
         self._use("SOAP-ENC", encoder_ns)
-        self._items(tag, f'{array_type}[{len(items)}]', "SOAP-ENC:Array", items)
+        self._items(tag, f"{array_type}[{len(items)}]", "SOAP-ENC:Array", items)
 
     def _fixed_array(self, tag: str, items: Sequence[Any]) -> None:
         """multiCall's typens:FixedArray (WSDL arrayType xsd:anyType[])."""
@@ -151,9 +158,14 @@ def _element_type(items: Sequence[Any]) -> tuple[str, str] | None:
 
 # PHP's zval types: true and false are distinct types, an empty array is no Map.
 _KIND_TYPES: dict[str, tuple[str, str]] = {
-    "null": ("xsi", "nil"), "true": ("xsd", "boolean"), "false": ("xsd", "boolean"),
-    "int": ("xsd", "int"), "float": ("xsd", "float"), "string": ("xsd", "string"),
-    "map": ("ns2", "Map"), "array": ("SOAP-ENC", "Array"),
+    "null": ("xsi", "nil"),
+    "true": ("xsd", "boolean"),
+    "false": ("xsd", "boolean"),
+    "int": ("xsd", "int"),
+    "float": ("xsd", "float"),
+    "string": ("xsd", "string"),
+    "map": ("ns2", "Map"),
+    "array": ("SOAP-ENC", "Array"),
 }
 
 

@@ -19,22 +19,42 @@ _ENCODING = "http://schemas.xmlsoap.org/soap/encoding/"
 # operation -> (input parts, output part), each part (name, type); FIXED marks FixedArray.
 _FIXED = "FIXED"
 _OPERATIONS: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, str], str]] = {
-    "call": ((("sessionId", "xsd:string"), ("resourcePath", "xsd:string"),
-              ("args", "xsd:anyType")), ("callReturn", "xsd:anyType"),
-             "Call api functionality"),
-    "multiCall": ((("sessionId", "xsd:string"), ("calls", _FIXED), ("options", "xsd:anyType")),
-                  ("multiCallReturn", _FIXED), "Multiple calls of resource functionality"),
-    "endSession": ((("sessionId", "xsd:string"),), ("endSessionReturn", "xsd:boolean"),
-                   "End web service session"),
-    "login": ((("username", "xsd:string"), ("apiKey", "xsd:string")),
-              ("loginReturn", "xsd:string"), "Login user and retrieve session id"),
+    "call": (
+        (("sessionId", "xsd:string"), ("resourcePath", "xsd:string"), ("args", "xsd:anyType")),
+        ("callReturn", "xsd:anyType"),
+        "Call api functionality",
+    ),
+    "multiCall": (
+        (("sessionId", "xsd:string"), ("calls", _FIXED), ("options", "xsd:anyType")),
+        ("multiCallReturn", _FIXED),
+        "Multiple calls of resource functionality",
+    ),
+    "endSession": (
+        (("sessionId", "xsd:string"),),
+        ("endSessionReturn", "xsd:boolean"),
+        "End web service session",
+    ),
+    "login": (
+        (("username", "xsd:string"), ("apiKey", "xsd:string")),
+        ("loginReturn", "xsd:string"),
+        "Login user and retrieve session id",
+    ),
     "startSession": ((), ("startSessionReturn", "xsd:string"), "Start web service session"),
-    "resources": ((("sessionId", "xsd:string"),), ("resourcesReturn", _FIXED),
-                  "List of available resources"),
-    "globalFaults": ((("sessionId", "xsd:string"),), ("globalFaultsReturn", _FIXED),
-                     "List of global faults"),
-    "resourceFaults": ((("resourceName", "xsd:string"), ("sessionId", "xsd:string")),
-                       ("resourceFaultsReturn", _FIXED), "List of resource faults"),
+    "resources": (
+        (("sessionId", "xsd:string"),),
+        ("resourcesReturn", _FIXED),
+        "List of available resources",
+    ),
+    "globalFaults": (
+        (("sessionId", "xsd:string"),),
+        ("globalFaultsReturn", _FIXED),
+        "List of global faults",
+    ),
+    "resourceFaults": (
+        (("resourceName", "xsd:string"), ("sessionId", "xsd:string")),
+        ("resourceFaultsReturn", _FIXED),
+        "List of resource faults",
+    ),
 }
 
 
@@ -52,12 +72,12 @@ def render_wsdl(namespace: str, location: str, options: WsdlOptions = WsdlOption
     name = namespace.removeprefix("urn:")
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
-        f'<definitions xmlns:typens={quoteattr(namespace)}'
+        f"<definitions xmlns:typens={quoteattr(namespace)}"
         ' xmlns:xsd="http://www.w3.org/2001/XMLSchema"'
         ' xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"'
         f' xmlns:soapenc="{_ENCODING}" xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/"'
         ' xmlns="http://schemas.xmlsoap.org/wsdl/"'
-        f' name={quoteattr(name)} targetNamespace={quoteattr(namespace)}>',
+        f" name={quoteattr(name)} targetNamespace={quoteattr(namespace)}>",
     ]
     if options.types:
         lines += _types(options.schema_namespace or namespace, options.import_encoding)
@@ -67,7 +87,7 @@ def render_wsdl(namespace: str, location: str, options: WsdlOptions = WsdlOption
     lines += _port_type()
     lines += _binding(namespace)
     lines += [
-        f'  <service name={quoteattr(name + "Service")}>',
+        f"  <service name={quoteattr(name + 'Service')}>",
         f'    <port name="{_HANDLER}Port" binding="typens:{_HANDLER}Binding">',
         f"      <soap:address location={quoteattr(location)}/>",
         "    </port>",
@@ -78,9 +98,7 @@ def render_wsdl(namespace: str, location: str, options: WsdlOptions = WsdlOption
 
 
 def _types(schema_namespace: str, import_encoding: bool) -> list[str]:
-    encoding_import = (
-        f'<import namespace="{_ENCODING}" schemaLocation="{_ENCODING}"/>'
-    )
+    encoding_import = f'<import namespace="{_ENCODING}" schemaLocation="{_ENCODING}"/>'
     return [
         "  <types>",
         '    <schema xmlns="http://www.w3.org/2001/XMLSchema"'
@@ -126,8 +144,9 @@ def _port_type() -> list[str]:
 
 
 def _binding(namespace: str) -> list[str]:
-    body = (f"<soap:body namespace={quoteattr(namespace)} use=\"encoded\""
-            f' encodingStyle="{_ENCODING}"/>')
+    body = (
+        f'<soap:body namespace={quoteattr(namespace)} use="encoded" encodingStyle="{_ENCODING}"/>'
+    )
     lines = [
         f'  <binding name="{_HANDLER}Binding" type="typens:{_HANDLER}PortType">',
         '    <soap:binding style="rpc" transport="http://schemas.xmlsoap.org/soap/http"/>',

@@ -545,17 +545,25 @@ def test_api_key_and_session_ids_never_leak(caplog: pytest.LogCaptureFixture) ->
                 client.call("customer.update", ["221", {"lastname": "x"}])
             except MagentoError as error:
                 errors.append(error)
-        try:
-            client_for(store, api_key=SENTINEL + "-wrong").login()
-        except MagentoError as error:
-            errors.append(error)
+        for drops in (0, 3):  # refused, then three dropped connections
+            store.state.inject("drop", "login", times=drops)
+            try:
+                client_for(store, api_key=SENTINEL + "-wrong").login()
+            except MagentoError as error:
+                errors.append(error)
         issued = list(store.state.issued)
-    assert len(issued) >= 2 and len(errors) == 4
+    assert len(issued) >= 2 and len(errors) == 5
+    assert isinstance(errors[3], MagentoAuthError) and isinstance(errors[4], MagentoRetriableError)
     assert any(r.name == "magsync.soap" for r in caplog.records)
     texts = [caplog.text, repr(client), *(str(e) for e in errors), *(repr(e) for e in errors)]
     for text in texts:
         assert SENTINEL not in text
         assert not any(session in text for session in issued)
+    for error in errors:  # nor does any chained exception keep the request around
+        link: BaseException | None = error
+        while link is not None:
+            assert getattr(link, "request", None) is None, repr(link)
+            link = link.__cause__ or link.__context__
     assert "customer.list ok" in caplog.text
 
 

@@ -1,0 +1,196 @@
+"""Staging: every batch read, normalised, diffed, checked, validated, and put aside.
+
+Rows that would be written (created, updated, restored) wait in a per-entity buffer until
+it holds `validation_chunk_rows`, because Great Expectations costs ~85 ms per run whatever
+the size. Buffers flush parents first (groups, customers, addresses), so an address is
+never checked before the customer it belongs to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from transform.batch import RawBatch
+from transform.diff import WRITES, Action, changed_fields
+from transform.faults import Fault, Stage
+from transform.integrity import addresses_with_known_customer, customers_with_known_group
+from transform.prepare import Prepared, prepare
+from transform.schema import ADDRESS, CUSTOMER, EXTRA_COL, GROUP, KEY_COL, LOAD_ORDER, Entity
+from transform.validate import DERIVED_COL
+from transform.values import opt_int, opt_str
+
+if TYPE_CHECKING:
+    from flows.pipeline import Run
+
+CHANGED_COL = "_changed"
+
+
+@dataclass
+class Pending:
+    """Rows of one entity waiting for validation."""
+
+    frames: list[pd.DataFrame] = field(default_factory=list)
+    actions: list[np.ndarray] = field(default_factory=list)
+    rows: int = 0
+
+
+def stage_all(run: Run, batches: Iterable[RawBatch], *, has_groups: bool) -> None:
+    """Reads, normalises, diffs, validates and stages every batch; plans deletions."""
+    from flows.pipeline import EntityPlan, plan_deletes
+
+    with run.report.timed("index"):
+        run.plans = {e.name: EntityPlan(run.target.key_index(e)) for e in LOAD_ORDER}
+    run.groups_listed = has_groups
+    with run.report.timed("stage"):
+        for raw in batches:
+            with run.report.timed("normalise"):
+                prepared = prepare(raw, run.settings.gender_labels)
+            stage_batch(run, prepared)
+        if not has_groups:
+            stage_batch(run, derived_groups(run.group_ids))
+        flush(run)
+    plan_deletes(run)
+
+
+def derived_groups(group_ids: set[int]) -> Prepared:
+    """Groups made up from the ids customers refer to, with a null code."""
+    ids = sorted(group_ids)
+    raw = pd.DataFrame({"customer_group_id": pd.Series([str(i) for i in ids], dtype="str")})
+    return prepare(RawBatch(GROUP, raw, derived=True), {})
+
+
+def stage_batch(run: Run, prepared: Prepared) -> None:
+    """Diffs one prepared batch; unchanged rows are counted, the rest wait for validation."""
+    entity = prepared.entity
+    plan = run.plans[entity.name]
+    plan.derived = plan.derived or prepared.derived
+    plan.keyless_faults += prepared.keyless_faults
+    plan.index.mark_present(prepared.faulted_keys)
+    record_faults(run, prepared.faults)
+    frame = prepared.frame
+    if entity is CUSTOMER:
+        run.faulted_customers.update(f.key for f in prepared.faults if f.key)
+        run.group_ids.update(int(g) for g in frame["group_id"].dropna().unique())
+    with run.report.timed("diff"):
+        actions, _ = plan.index.classify(frame[KEY_COL], frame["row_hash"].to_numpy(),
+                                         create_only=prepared.derived)
+    unchanged = actions == Action.UNCHANGED.value
+    waiting = np.ones(len(frame), bool) if run.settings.revalidate else ~unchanged
+    run.report.count(entity.name, Action.UNCHANGED.value, int((unchanged & ~waiting).sum()))
+    if entity is GROUP:
+        frame = frame.assign(**{DERIVED_COL: prepared.derived})
+    pending = run.pending.setdefault(entity.name, Pending())
+    pending.frames.append(frame[waiting])
+    pending.actions.append(actions[waiting])
+    pending.rows += int(waiting.sum())
+    if pending.rows >= run.settings.validation_chunk_rows:
+        flush(run)
+
+
+def flush(run: Run) -> None:
+    """Validates and stages every buffered row, parents first."""
+    for entity in LOAD_ORDER:
+        pending = run.pending.pop(entity.name, None)
+        if pending and pending.rows:
+            frame = pd.concat(pending.frames)
+            frame.index = pd.RangeIndex(len(frame))
+            check_and_stage(run, entity, frame, np.concatenate(pending.actions))
+
+
+def check_and_stage(run: Run, entity: Entity, frame: pd.DataFrame, actions: np.ndarray) -> None:
+    """Duplicates, cross-entity checks, the suite; good rows staged, bad ones faulted."""
+    good = np.ones(len(frame), bool)
+    faults: list[Fault] = []
+    earlier = frame[KEY_COL].duplicated(keep="last").to_numpy(dtype=bool)
+    if earlier.any():  # the last occurrence in input order wins
+        faults += _duplicates(entity, frame[earlier])
+        good &= ~earlier
+    with run.report.timed("integrity"):
+        ok, more = _integrity(run, entity, frame[good])
+        good[np.flatnonzero(good)[~ok]] = False
+        faults += more
+    with run.report.timed("validate"):
+        checked = frame[good].drop(columns=entity.secret_names, errors="ignore")
+        outcome = run.validator.validate(entity, checked)
+        good[np.flatnonzero(good)[~outcome.good.to_numpy(dtype=bool)]] = False
+        faults += outcome.faults
+        if outcome.failed:
+            run.outcomes.append(outcome)
+    if entity is CUSTOMER:
+        run.faulted_customers.update(f.key for f in faults if f.key)
+    record_faults(run, faults)
+    stage_rows(run, entity, frame[good], actions[good])
+
+
+def _integrity(run: Run, entity: Entity, frame: pd.DataFrame) -> tuple[np.ndarray, list[Fault]]:
+    """Addresses need a known, unfaulted customer; customers a known group."""
+    if entity is ADDRESS:
+        customers = run.plans[CUSTOMER.name].index
+        known = customers.known_keys().difference(pd.Index(list(run.faulted_customers)))
+        ok, faults = addresses_with_known_customer(frame, known)
+        return ok.to_numpy(dtype=bool), faults
+    if entity is CUSTOMER and run.groups_listed:
+        keys = run.plans[GROUP.name].index.known_keys()
+        ids = pd.Index([int(k.strip("[]")) for k in keys])
+        ok, faults = customers_with_known_group(frame, ids)
+        return ok.to_numpy(dtype=bool), faults
+    return np.ones(len(frame), bool), []
+
+
+def stage_rows(run: Run, entity: Entity, frame: pd.DataFrame, actions: np.ndarray) -> None:
+    """Stages rows to write and lists them in the report (unchanged rows are only counted)."""
+    writes = np.isin(actions, [a.value for a in WRITES])
+    run.report.count(entity.name, Action.UNCHANGED.value, int((~writes).sum()))
+    if not writes.any():
+        return
+    staged = frame[writes].drop(columns=[DERIVED_COL], errors="ignore")
+    staged_actions = pd.Series(actions[writes], index=staged.index)
+    for action in WRITES:
+        run.report.count(entity.name, action.value, int((staged_actions == action.value).sum()))
+    changed = pd.Series(None, index=staged.index, dtype="str")
+    updated = (staged_actions == Action.UPDATED.value).to_numpy()
+    if updated.any():
+        changed[updated] = _changed_fields(run, entity, staged[updated])
+    run.staging.add(entity, staged, staged_actions)
+    run.records.write({
+        "entity": [entity.name] * len(staged),
+        "key": staged[KEY_COL].tolist(),
+        "action": staged_actions.tolist(),
+        "changed_fields": changed.tolist(),
+        "source": staged["_source"].tolist() if "_source" in staged else None,
+        "source_line": staged["_line"].tolist() if "_line" in staged else None,
+    })
+
+
+def _changed_fields(run: Run, entity: Entity, new: pd.DataFrame) -> list[str]:
+    """Names of the public columns that differ from the stored row; secrets as one name."""
+    old = run.target.fetch_rows(entity, new[KEY_COL].tolist())
+    aligned = old.reindex(new[KEY_COL].to_numpy())
+    aligned.index = new.index
+    columns = [c.name for c in entity.public_columns] + [EXTRA_COL]
+    names = changed_fields(new.reindex(columns=columns), aligned.reindex(columns=columns),
+                           columns)
+    return [n if n else "secret attributes" for n in names]
+
+
+def _duplicates(entity: Entity, frame: pd.DataFrame) -> list[Fault]:
+    return [Fault(entity=entity.name, stage=Stage.INTEGRITY, rule="duplicate_key",
+                  message="a later record with the same key replaces this one",
+                  key=str(key), source=opt_str(src), source_line=opt_int(line))
+            for key, src, line in zip(frame[KEY_COL], frame.get("_source", [None] * len(frame)),
+                                      frame.get("_line", [None] * len(frame)), strict=True)]
+
+
+def record_faults(run: Run, faults: list[Fault]) -> None:
+    """Counts faults and writes them to the report as they come."""
+    if not faults:
+        return
+    for fault in faults:
+        run.report.count(fault.entity, Action.FAULTED.value)
+    run.faults.extend(faults)
+    run.records.write_faults(faults)

@@ -1,0 +1,64 @@
+"""The benchmark harness end to end at 300 customers: every case runs, the table and a
+RESULTS section come out. No timing assertions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import run
+from bench.report import CaseResult, ratios
+
+
+@pytest.mark.slow
+def test_harness_runs_every_case_and_appends_results(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    results = tmp_path / "RESULTS.md"
+    out = tmp_path / "out"
+
+    code = run.main(["--scale", "300", "--out", str(out), "--results", str(results),
+                     "--timeout", "120"])
+
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    table = printed[printed.index("case "):]
+    for label in run.CASES.values():
+        line = next(ln for ln in table.splitlines() if ln.startswith(label))
+        assert "failed" not in line and "skipped" not in line, line
+    for name, _ in ratios({}):
+        assert f"{name}: " in printed and f"{name}: n/a" not in printed
+
+    section = results.read_text(encoding="utf-8")
+    assert section.startswith("# Benchmark results")
+    assert "## " in section and "scale 300 (300 customers)" in section
+    for fact in ("machine: ", "nproc", "memory", "Python 3.", "pandas ", "pyarrow ",
+                 "SQLAlchemy ", "prefect "):
+        assert fact in section
+    rows = [ln for ln in section.splitlines() if ln.startswith("| (")]
+    assert [r.split(" | ")[0].lstrip("| ") for r in rows] == list(run.CASES.values())
+    # The re-sync floor and magsync agree on what changed (same records, same verdicts).
+    assert "(b) magsync counts" in section and "(d) re-sync floor counts" in section
+
+    # A second run reuses the generated inputs and appends a second section.
+    assert run.prepare_inputs(300, out / "300", seed=42) is False
+    code = run.main(["--scale", "300", "--out", str(out), "--results", str(results),
+                     "--skip-naive", "--skip-floor", "--skip-prefect"])
+    assert code == 0
+    assert results.read_text(encoding="utf-8").count("\n## ") == 2
+    assert "skipped: --skip-naive" in capsys.readouterr().out
+
+
+def test_ratio_is_missing_when_a_side_did_not_run() -> None:
+    first = CaseResult("first", "a", body_s=2.0)
+    floor = CaseResult("floor_load", "d", body_s=1.0)
+    skipped = CaseResult("naive", "e", status="skipped", note="--skip-naive")
+    got = dict(ratios({"first": first, "floor_load": floor, "naive": skipped}))
+    assert got["first load magsync/floor"] == 2.0
+    assert got["first load naive/magsync"] is None
+
+
+@pytest.mark.parametrize(("count", "label"), [(300, "300"), (100_000, "100k"),
+                                              (1_000_000, "1m"), (2_500, "2500")])
+def test_scale_label(count: int, label: str) -> None:
+    assert run.scale_label(count) == label
