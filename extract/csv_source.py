@@ -82,6 +82,10 @@ class CsvSource:
         self.website_codes = dict(website_codes)
         self.has_groups = any(f is Format.CANONICAL_GROUPS for _, f in self.files)
 
+    def cursors(self) -> dict[str, str]:
+        """New cursor values per entity: CSV exports carry none."""
+        return {}
+
     def describe(self) -> str:
         """A one-line description of the input, for logs and the report."""
         return ", ".join(f"{p} ({f.value})" for p, f in self.files)

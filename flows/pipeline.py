@@ -74,6 +74,7 @@ class Run:
     groups_listed: bool = False
     pending: dict[str, Pending] = field(default_factory=dict)
     outcomes: list[ValidationOutcome] = field(default_factory=list)
+    cursors: dict[str, str] = field(default_factory=dict)  # entity -> new cursor value
 
 
 def open_run(settings: Settings, input_description: str) -> Run:
@@ -161,6 +162,9 @@ def merge(run: Run) -> None:
                     target.upsert(conn, entity, part, run.run_id, now)
         with target.begin() as conn:
             target.write_faults(conn, run.faults, run.run_id, now)
+            for entity in LOAD_ORDER:  # advanced only with the data they describe
+                if entity.name in run.cursors:
+                    target.save_state(conn, entity, run.cursors[entity.name], run.run_id, now)
             cleared = _clear_corrected_faults(run, conn)
             if cleared:
                 run.report.notes.append(f"{cleared} earlier fault(s) cleared by corrected records")

@@ -23,6 +23,7 @@ TASK_OPTIONS: dict[str, Any] = {"persist_result": False, "cache_policy": NO_CACH
 def stage_task(run: pipeline.Run, source: CsvSource) -> None:
     """Extract, normalise, diff and stage every batch."""
     stage_all(run, source, has_groups=source.has_groups)
+    run.cursors.update(source.cursors())
 
 
 @task(name="guards", **TASK_OPTIONS)
