@@ -57,9 +57,15 @@ def _loopback(url: str) -> bool:
     return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
-def _positional(args: Sequence[Any] | None) -> list[Any] | None:
+# PHP methods whose filters parameter has no default: inside a multiCall an entry without
+# arguments calls them with none, and PHP's "Too few arguments" Error aborts the whole
+# request. An empty filter (all rows) is what such a call means.
+_NEEDS_FILTERS = frozenset({"customer.list"})
+
+
+def _positional(args: Sequence[Any] | None, resource: str = "") -> list[Any] | None:
     if args is None:
-        return None
+        return [{}] if resource in _NEEDS_FILTERS else None
     if not isinstance(args, list | tuple):
         raise TypeError("args must be a list of positional arguments, e.g. [filters]")
     return list(args)
@@ -151,7 +157,7 @@ class MagentoClient:
 
     def call(self, resource: str, args: Sequence[Any] | None = None) -> Any:
         """Call one resource with positional ``args``; return the decoded result."""
-        positional = _positional(args)
+        positional = _positional(args)  # a single call with nil args is fine (recorded)
         started = time.perf_counter()
         result = self._with_session(
             "call",
@@ -180,7 +186,7 @@ class MagentoClient:
             return []
         items = []
         for resource, args in calls:
-            positional = _positional(args)
+            positional = _positional(args, resource)
             items.append([resource] if positional is None else [resource, positional])
         label = "multiCall(" + ", ".join(sorted({resource for resource, _ in calls})) + ")"
         options = {"break": 1} if break_on_fault else None

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
@@ -62,8 +63,13 @@ def origin(url: str) -> str:
 
 
 def localise_imports(wsdl: bytes) -> bytes:
-    """Point the WSDL's imports of SOAP-ENC (added where missing) and xml: at local copies."""
+    """Point the WSDL's imports of SOAP-ENC (added where missing) and xml: at local copies.
+
+    Also mirrors a schema declared under another namespace than the definitions (see
+    ``mirror_schemas``), so that zeep keeps multiCall.
+    """
     root = codec.parse_xml(wsdl)
+    mirror_schemas(root)
     for schema in root.iterfind(f"{{{WSDL_NS}}}types/{{{codec.XSD_NS}}}schema"):
         imports = schema.findall(f"{{{codec.XSD_NS}}}import")
         for node in imports:
@@ -76,6 +82,29 @@ def localise_imports(wsdl: bytes) -> bytes:
             node.set("schemaLocation", _LOCAL_FOR_NAMESPACE[codec.SOAP_ENC_NS])
             schema.insert(0, node)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
+
+
+def mirror_schemas(root: etree._Element) -> None:
+    """Copy the types schema into the definitions' targetNamespace when none is declared there.
+
+    OpenMage's wsdl.xml declares its definitions under ``urn:OpenMage`` but leaves the
+    types schema under ``urn:Magento``; the messages then name ``typens:FixedArray`` in
+    a namespace no schema defines, and zeep silently drops every operation using it
+    (multiCall among them). PHP's SoapServer does not care. A copy of the schema under
+    the definitions' namespace makes both names resolve; the original stays as it was.
+    """
+    target = root.get("targetNamespace")
+    types = root.find(f"{{{WSDL_NS}}}types")
+    if not target or types is None:
+        return
+    schemas = types.findall(f"{{{codec.XSD_NS}}}schema")
+    if any(schema.get("targetNamespace") == target for schema in schemas):
+        return
+    for schema in schemas:
+        if schema.get("targetNamespace"):
+            clone = copy.deepcopy(schema)
+            clone.set("targetNamespace", target)
+            types.append(clone)
 
 
 def http_session(

@@ -36,3 +36,12 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]
 
     with running_server(tmp_path_factory.mktemp("prefect-server-home")) as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def target_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """One target per dialect; server databases are created and dropped per test."""
+    from tests.servers import target_for
+
+    with target_for(request.param, str(tmp_path / "out")) as url:
+        yield url
