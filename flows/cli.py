@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ def _sync_parser(sub: Any) -> None:
     p.add_argument("--url", help="store base URL (SOAP source)")
     p.add_argument("--api-user", help="SOAP API user; the key comes from "
                                       "MAGSYNC_SOURCE__API_KEY")
+    p.add_argument("--ca-bundle", type=Path,
+                   help="CA bundle that signs the store's TLS certificate (SOAP source)")
     p.add_argument("--target", help="SQLAlchemy URL of the target (default: SQLite under "
                                     "the output folder)")
     p.add_argument("--output-dir", type=Path)
@@ -46,8 +49,27 @@ def _sync_parser(sub: Any) -> None:
     p.add_argument("--allow-mass-delete", action="store_true", default=None)
     p.add_argument("--max-fault-ratio", type=float)
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--wait-lock", type=float, metavar="SECONDS",
+                   help="wait this long for another run's lock on the target (default: 0)")
     p.add_argument("--config", type=Path, help="TOML settings file (default ./magsync.toml)")
     p.add_argument("--log-level", default=None)
+
+
+def _emulator_parser(sub: Any) -> None:
+    p = sub.add_parser("emulator", help="serve a Magento-compatible SOAP v1 API on loopback, "
+                                        "to try the SOAP source without a store")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (0: any free one)")
+    data = p.add_mutually_exclusive_group()
+    data.add_argument("--data", type=Path, help="a Magento CE customer export, or a folder "
+                                                "of them (e.g. data/sample)")
+    data.add_argument("--customers", type=int, default=1000,
+                      help="generated customers when no --data (default 1000)")
+    p.add_argument("--seed", type=int, default=42, help="seed of the generated data")
+    p.add_argument("--namespace", choices=["urn:Magento", "urn:OpenMage"],
+                   default="urn:OpenMage", help="the WSDL's namespace (default urn:OpenMage)")
+    p.add_argument("--api-user", default="magsync", help="the API user (default magsync); "
+                   "its key comes from MAGSYNC_EMULATOR_API_KEY, else a random one is printed")
+    p.add_argument("--log-level", default="INFO")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,13 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="magsync", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _sync_parser(sub)
+    _emulator_parser(sub)
     return parser
 
 
 def sync_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Settings given on the command line (only those given)."""
     source = {k: v for k, v in {"kind": args.source, "input": args.input, "url": args.url,
-                                "api_user": args.api_user, "name": args.source_name}.items()
+                                "api_user": args.api_user, "name": args.source_name,
+                                "ca_bundle": args.ca_bundle}.items()
               if v is not None}
     top = {"output_dir": args.output_dir, "full": args.full, "dry_run": args.dry_run,
            "hard_delete": args.hard_delete, "allow_mass_delete": args.allow_mass_delete,
@@ -70,8 +94,12 @@ def sync_overrides(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {k: v for k, v in top.items() if v is not None}
     if source:
         out["source"] = source
+    if args.wait_lock is not None:
+        out["target"] = {"wait_lock_s": args.wait_lock}
     if args.input is not None:
         out.setdefault("source", {})["input"] = str(args.input.resolve())
+    if args.ca_bundle is not None:
+        out["source"]["ca_bundle"] = str(args.ca_bundle.resolve())
     if out.get("output_dir"):
         out["output_dir"] = str(Path(out["output_dir"]).resolve())
     return out
@@ -83,12 +111,12 @@ def _hide_target(url: str | None) -> None:
         os.environ["MAGSYNC_TARGET__URL"] = url
 
 
-def setup_logging(level: str) -> None:
-    """magsync's own log lines to stderr."""
+def setup_logging(level: str, name: str = "magsync") -> None:
+    """magsync's own log lines (or those of logger `name`) to stderr."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                                            "%H:%M:%S"))
-    logger = logging.getLogger("magsync")
+    logger = logging.getLogger(name)
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())
     logger.propagate = False
@@ -123,6 +151,36 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return int(result.get("exit_code", EXIT_FAILED)) if isinstance(result, dict) else EXIT_FAILED
 
 
+def cmd_emulator(args: argparse.Namespace) -> int:
+    """Serves the SOAP emulator until interrupted."""
+    if args.data is not None and not args.data.exists():
+        print(f"magsync: emulator data not found: {args.data}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(args.log_level, "magento.emulator")
+    from magento.emulator import serve
+
+    # A throwaway loopback server: a random key is fine when none is given.
+    api_key = os.environ.get("MAGSYNC_EMULATOR_API_KEY") or secrets.token_hex(16)
+    shown = "from MAGSYNC_EMULATOR_API_KEY" if "MAGSYNC_EMULATOR_API_KEY" in os.environ \
+        else api_key
+
+    def ready(url: str) -> None:
+        print(f"magsync emulator: {url} (namespace {args.namespace})")
+        print(f"API user {args.api_user}, API key {shown}")
+        print(f"try: MAGSYNC_SOURCE__API_KEY=<key> magsync sync --source soap --url {url} "
+              f"--api-user {args.api_user} --full", flush=True)
+
+    try:
+        serve(args.port, args.data, customers=args.customers, seed=args.seed,
+              namespace=args.namespace, api_user=args.api_user, api_key=api_key,
+              on_ready=ready)
+    except OSError as err:
+        print(f"magsync: cannot serve on port {args.port}: {err.strerror or err}",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    return EXIT_OK
+
+
 def print_report(summary: dict[str, Any]) -> None:
     """The short table at the end of a run."""
     actions = ["created", "updated", "restored", "deleted", "unchanged", "faulted"]
@@ -143,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "sync":
             return cmd_sync(args)
+        if args.command == "emulator":
+            return cmd_emulator(args)
     except KeyboardInterrupt:
         return EXIT_FAILED
     return EXIT_FAILED

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import Connection
 
+from flows.crash import crash_point
 from flows.settings import Settings
 from flows.stage import Pending
+from load.lock import RunLock
 from load.parquet_export import write_export
 from load.report import RecordsWriter, RunReport, prune_reports
 from load.sql_store import SqlTarget, utc_now
@@ -67,6 +69,7 @@ class Run:
     target: SqlTarget
     staging: Staging
     validator: SuiteValidator
+    lock: RunLock | None
     plans: dict[str, EntityPlan] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     faulted_customers: set[str] = field(default_factory=set)
@@ -90,18 +93,31 @@ def open_run(settings: Settings, input_description: str) -> Run:
                        mode="full" if settings.full else "incremental",
                        dry_run=settings.dry_run, started_at=started, output_dir=str(out))
     log.info("run %s: output folder %s", run_id, out)
-    if not settings.dry_run:
-        with report.timed("migrate"):
-            target.migrate()
-            with target.begin() as conn:
-                target.record_run(conn, run_id, "running", started.replace(tzinfo=None),
-                                  None, None)
-    with report.timed("validate"):
+    with report.timed("validate"):  # a bad suite stops the run before it takes the lock
         validator = SuiteValidator(settings.expectations_dir or BUNDLED_SUITES, started)
+    lock = None
+    if not settings.dry_run:
+        lock = RunLock(target.engine, settings.source.name, run_id)
+        lock.acquire(settings.target.wait_lock_s)
+        try:
+            _migrate(target, lock, report, run_id, started)
+        except BaseException:
+            lock.release()
+            raise
     return Run(settings, run_id, started, report, report_dir,
                RecordsWriter(report_dir, run_id), target,
                Staging(out / "staging" / run_id, with_secrets=settings.target.store_secrets),
-               validator)
+               validator, lock)
+
+
+def _migrate(target: SqlTarget, lock: RunLock, report: RunReport, run_id: str,
+             started: datetime) -> None:
+    """Migrates the target, records the lock holder and the run as running."""
+    with report.timed("migrate"):
+        target.migrate()
+    lock.record_holder()
+    with target.begin() as conn:
+        target.record_run(conn, run_id, "running", started.replace(tzinfo=None), None, None)
 
 
 def plan_deletes(run: Run) -> None:
@@ -119,6 +135,7 @@ def plan_deletes(run: Run) -> None:
                 f"{entity.name}: delete detection skipped: {plan.keyless_faults} faulted "
                 "record(s) without a key might be stored ones")
             continue
+        crash_point("delete-detection")
         plan.deletes = plan.index.absent()
         run.report.count(entity.name, Action.DELETED.value, len(plan.deletes))
         run.records.write({"entity": [entity.name] * len(plan.deletes), "key": plan.deletes,
@@ -160,6 +177,8 @@ def merge(run: Run) -> None:
             for part in run.staging.parts(entity):
                 with target.begin() as conn:
                     target.upsert(conn, entity, part, run.run_id, now)
+                    crash_point("merge-transaction")
+        crash_point("after-commit")
         with target.begin() as conn:
             target.write_faults(conn, run.faults, run.run_id, now)
             for entity in LOAD_ORDER:  # advanced only with the data they describe
@@ -191,7 +210,8 @@ def export(run: Run) -> None:
     with run.report.timed("export"):
         for entity in LOAD_ORDER:
             batches = run.target.iter_active(entity, run.settings.batch_size)
-            path = write_export(entity, batches, exports)
+            path = write_export(entity, batches, exports,
+                                before_rename=lambda: crash_point("export-before-rename"))
             run.report.exports[entity.name] = str(path)
 
 
@@ -201,6 +221,7 @@ def finish(run: Run, status: str, error: str | None = None) -> RunReport:
     report.status = status
     report.error = error
     report.finished_at = datetime.now(UTC)
+    crash_point("report")
     run.records.close()
     run.staging.remove()
     with report.timed("report"):
@@ -216,5 +237,7 @@ def finish(run: Run, status: str, error: str | None = None) -> RunReport:
                                       report.to_dict())
         prune_reports(run.settings.output_dir / "reports", run.settings.keep_reports_days)
     report.write_summary(run.report_dir)
+    if run.lock is not None:
+        run.lock.release()
     run.target.dispose()
     return report

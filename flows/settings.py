@@ -36,6 +36,9 @@ class SourceSettings(BaseModel):
     multicall_size: int = Field(50, ge=1)
     concurrency: int = Field(2, ge=1, le=16)
     lookback_s: int = Field(300, ge=0)
+    max_id_gap: int | None = Field(None, ge=1, description="customer ids probed past the "
+                                   "highest one seen before a full scan ends (default "
+                                   "100 windows)")
 
 
 class TargetSettings(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,7 +17,8 @@ def export_schema(entity: Entity) -> pa.Schema:
     return entity.arrow_schema().append(pa.field(EXTRA_COL, pa.string()))
 
 
-def write_export(entity: Entity, batches: Iterable[pa.RecordBatch], exports_dir: Path) -> Path:
+def write_export(entity: Entity, batches: Iterable[pa.RecordBatch], exports_dir: Path,
+                 before_rename: Callable[[], None] | None = None) -> Path:
     """Streams batches to `<exports_dir>/<table>.parquet` via a temporary file and rename."""
     exports_dir.mkdir(parents=True, exist_ok=True)
     final = exports_dir / f"{entity.table}.parquet"
@@ -28,5 +29,7 @@ def write_export(entity: Entity, batches: Iterable[pa.RecordBatch], exports_dir:
             writer.write_batch(batch)
     with tmp.open("rb") as fh:
         os.fsync(fh.fileno())
+    if before_rename is not None:
+        before_rename()
     tmp.replace(final)
     return final

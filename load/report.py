@@ -36,15 +36,17 @@ RECORD_SCHEMA = pa.schema([
 
 
 class RecordsWriter:
-    """Streams report records to records.parquet and records.csv as they are produced."""
+    """Writes report records as they are produced, each batch as its own small Parquet
+    part (complete on disk at once, so a killed run's partial report survives); `close`
+    joins the parts into records.parquet and records.csv."""
 
     def __init__(self, report_dir: Path, run_id: str) -> None:
         self.run_id = run_id
         self.dir = report_dir
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._parquet = pq.ParquetWriter(self.dir / "records.parquet", RECORD_SCHEMA)
-        self._csv = pacsv.CSVWriter(self.dir / "records.csv", RECORD_SCHEMA)
+        self.parts_dir = report_dir / "records.parts"
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
         self.count = 0
+        self._parts = 0
 
     def write(self, columns: dict[str, Any]) -> None:
         """Appends records given as equal-length columns (missing columns are null)."""
@@ -54,9 +56,9 @@ class RecordsWriter:
         columns = {"run_id": [self.run_id] * length, **columns}
         arrays = [pa.array(columns.get(f.name) or [None] * length, f.type, from_pandas=True)
                   for f in RECORD_SCHEMA]
-        batch = pa.RecordBatch.from_arrays(arrays, schema=RECORD_SCHEMA)
-        self._parquet.write_batch(batch)
-        self._csv.write_batch(batch)
+        self._parts += 1
+        part = self.parts_dir / f"part-{self._parts:06d}.parquet"
+        pq.write_table(pa.Table.from_arrays(arrays, schema=RECORD_SCHEMA), part)
         self.count += length
 
     def write_faults(self, faults: Iterable[Fault]) -> None:
@@ -78,9 +80,15 @@ class RecordsWriter:
         })
 
     def close(self) -> None:
-        """Finishes both files."""
-        self._parquet.close()
-        self._csv.close()
+        """Joins the parts, in order, into records.parquet and records.csv."""
+        parts = sorted(self.parts_dir.glob("part-*.parquet"))
+        with pq.ParquetWriter(self.dir / "records.parquet", RECORD_SCHEMA) as parquet, \
+                pacsv.CSVWriter(self.dir / "records.csv", RECORD_SCHEMA) as csv_out:
+            for part in parts:
+                table = pq.read_table(part)
+                parquet.write_table(table)
+                csv_out.write_table(table)
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
 
 
 @dataclass

@@ -254,8 +254,8 @@ class SqlTarget:
             FAULTS.c.source == self.source, FAULTS.c.cleared_run_id.is_(None),
             FAULTS.c.record_key.is_not(None))
         out: dict[str, list[tuple[int, str]]] = {}
-        for fid, entity, key in conn.execute(query):
-            out.setdefault(entity, []).append((int(fid), str(key)))
+        for row in conn.execute(query):
+            out.setdefault(str(row.entity), []).append((int(row.id), str(row.record_key)))
         return out
 
     def clear_faults(self, conn: Connection, ids: Sequence[int], run_id: str) -> int:

@@ -116,3 +116,12 @@ FAULTS = sa.Table(
     sa.Column("cleared_run_id", key_string(64), nullable=True),
     sa.Index("ix_magsync_faults_key", "source", "entity", "record_key"),
 )
+
+LOCK = sa.Table(
+    "magsync_lock", metadata,
+    sa.Column("source", key_string(64), primary_key=True),
+    sa.Column("run_id", key_string(64), nullable=False),
+    sa.Column("pid", sa.BigInteger(), nullable=False),
+    sa.Column("host", key_string(255), nullable=False),
+    sa.Column("since", key_string(32), nullable=False),
+)

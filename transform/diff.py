@@ -78,7 +78,9 @@ class KeyIndex:
         pos = self.keys.get_indexer(pd.Index(keys, dtype="str"))
         seen = np.zeros(len(keys), bool)
         seen[pos >= 0] = self.seen[pos[pos >= 0]]
-        return seen | np.array([k in self.new_keys for k in keys], dtype=bool)
+        new = np.array([k in self.new_keys for k in keys], dtype=bool)
+        out: np.ndarray = seen | new
+        return out
 
     def known_keys(self) -> pd.Index:
         """Keys that exist after this run: stored active or seen, plus new ones."""

@@ -1,0 +1,21 @@
+"""Crash points for the crash-safety tests: the process kills itself where told.
+
+`MAGSYNC_TEST_CRASH_AT=<point>` makes the run SIGKILL itself on reaching that point, so
+the tests can prove that a run dying there leaves the target consistent and that the
+next run completes the job. Unset (always, outside those tests), it does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+CRASH_ENV = "MAGSYNC_TEST_CRASH_AT"
+POINTS = ("delete-detection", "merge-transaction", "after-commit", "export-before-rename",
+          "report")
+
+
+def crash_point(name: str) -> None:
+    """Dies here, like `kill -9`, when the crash test asked for this point."""
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
