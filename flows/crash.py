@@ -9,10 +9,26 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 CRASH_ENV = "MAGSYNC_TEST_CRASH_AT"
 POINTS = ("delete-detection", "merge-transaction", "after-commit", "export-before-rename",
           "report")
+
+
+PAUSE_ENV = "MAGSYNC_TEST_PAUSE_AT"
+PAUSE_FILE_ENV = "MAGSYNC_TEST_PAUSE_FILE"
+
+
+def pause_point(name: str) -> None:
+    """Holds the run here (touching a marker file) when the lock test asked for it."""
+    if os.environ.get(PAUSE_ENV) != name:
+        return
+    marker = os.environ.get(PAUSE_FILE_ENV)
+    if marker:
+        with open(marker, "w") as fh:
+            fh.write(str(os.getpid()))
+    time.sleep(600)
 
 
 def crash_point(name: str) -> None:

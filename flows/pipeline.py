@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -100,6 +101,7 @@ def open_run(settings: Settings, input_description: str) -> Run:
         lock = RunLock(target.engine, settings.source.name, run_id)
         lock.acquire(settings.target.wait_lock_s)
         try:
+            _remove_stale_staging(out / "staging")
             _migrate(target, lock, report, run_id, started)
         except BaseException:
             lock.release()
@@ -108,6 +110,13 @@ def open_run(settings: Settings, input_description: str) -> Run:
                RecordsWriter(report_dir, run_id), target,
                Staging(out / "staging" / run_id, with_secrets=settings.target.store_secrets),
                validator, lock)
+
+
+def _remove_stale_staging(staging_root: Path) -> None:
+    """Staging left by killed runs (this run holds the lock, so none is in use)."""
+    if staging_root.is_dir():
+        for folder in staging_root.iterdir():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _migrate(target: SqlTarget, lock: RunLock, report: RunReport, run_id: str,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from flows.crash import pause_point
 from transform.batch import RawBatch
 from transform.diff import WRITES, Action, changed_fields
 from transform.faults import Fault, Stage
@@ -51,6 +52,7 @@ def stage_all(run: Run, batches: Iterable[RawBatch], *, has_groups: bool) -> Non
             with run.report.timed("normalise"):
                 prepared = prepare(raw, run.settings.gender_labels)
             stage_batch(run, prepared)
+            pause_point("first-batch")
         if not has_groups:
             stage_batch(run, derived_groups(run.group_ids))
         flush(run)

@@ -46,3 +46,23 @@ def records(report: dict[str, Any]) -> list[dict[str, Any]]:
 
     path = Path(report["output_dir"]) / "reports" / report["run_id"] / "records.parquet"
     return pq.read_table(path).to_pylist()
+
+
+VOLATILE_COLUMNS = {"run_id", "loaded_at", "deleted_at", "source_ref", "source_line"}
+
+
+def dump_url(url: str) -> dict[str, list[tuple]]:
+    """Every entity row of a target at a SQLAlchemy URL, without run-specific columns."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    out: dict[str, list[tuple]] = {}
+    with engine.connect() as conn:
+        for table in ENTITY_TABLES:
+            result = conn.execute(sa.text(f"SELECT * FROM {table}"))
+            keep = [i for i, c in enumerate(result.keys()) if c not in VOLATILE_COLUMNS]
+            deleted = list(result.keys()).index("deleted_at")
+            out[table] = sorted((tuple(r[i] for i in keep) + (r[deleted] is None,)
+                                 for r in result), key=repr)
+    engine.dispose()
+    return out

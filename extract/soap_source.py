@@ -1,0 +1,303 @@
+"""The SOAP source: groups, customers and addresses from a Magento 1 store, as RawBatches.
+
+Customers come from `customer.list`: by customer-id windows in a full pass, by `updated_at`
+since the cursor (minus a lookback margin) otherwise. Addresses come from
+`customer_address.list`, one call per customer read, batched through multiCall on a small
+thread pool. Every batch is bounded; at most two windows are held at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from magento.errors import (
+    MagentoAuthError,
+    MagentoCallFault,
+    MagentoError,
+    MagentoFatalError,
+    MagentoRetriableError,
+    MagentoSessionExpired,
+)
+from transform.batch import RawBatch
+from transform.errors import ConfigError, SourceFatalError, SourceRetriableError
+from transform.faults import Fault, Stage
+from transform.schema import (
+    ADDRESS,
+    CUSTOMER,
+    EXTRA_COL,
+    GROUP,
+    LINE_COL,
+    NEVER_READ,
+    SOURCE_COL,
+    Entity,
+)
+
+if TYPE_CHECKING:  # zeep loads only when a SOAP source is built
+    from magento.client import MagentoClient
+
+log = logging.getLogger("magsync.soap")
+
+STORE_TIME = "%Y-%m-%d %H:%M:%S"  # how Magento writes (and compares) timestamps, UTC
+# Magento internals that change without a customer edit (or mean nothing off the store):
+# never part of `extra`, so they cannot make an unchanged record look changed.
+INTERNALS = NEVER_READ | {"increment_id", "rp_customer_id", "entity_id", "entity_type_id",
+                          "attribute_set_id", "is_active", "parent_id", "vat_is_valid",
+                          "vat_request_date", "vat_request_id", "vat_request_success"}
+VANISHED = 101  # customer_address.list: "Customer not exists." (deleted mid-run)
+
+
+@dataclass(frozen=True)
+class SoapOptions:
+    """How the source pages, batches and paces its requests."""
+
+    batch_size: int = 50_000  # rows per RawBatch
+    window: int = 500  # customer ids per customer.list window
+    max_id_gap: int = 50_000  # ids probed past the highest one seen before the scan ends
+    multicall_size: int = 50  # customer_address.list calls per multiCall
+    concurrency: int = 2  # multiCalls in flight
+    lookback_s: int = 300  # incremental: re-read this much before the cursor
+    full: bool = True  # a full pass (by id windows) even when a cursor exists
+    cursor: str | None = None  # the saved customer cursor (largest updated_at loaded)
+
+
+class SoapSource:
+    """Reads a store over SOAP v1 and yields RawBatches; `cursors()` after iteration."""
+
+    has_groups = True
+
+    def __init__(self, client: MagentoClient, options: SoapOptions) -> None:
+        self.client = client
+        self.options = options
+        self.endpoint = client.endpoint
+        self._cursor = options.cursor
+        self.requests = {"customer.list": 0, "multiCall": 0}
+
+    @property
+    def incremental(self) -> bool:
+        """Whether this run reads changed customers only (a cursor exists, not full)."""
+        return not self.options.full and self.options.cursor is not None
+
+    def describe(self) -> str:
+        """The SOAP endpoint (never credentials)."""
+        return self.endpoint
+
+    def cursors(self) -> dict[str, str]:
+        """The customer cursor: the largest `updated_at` the store returned (or the old one)."""
+        return {CUSTOMER.name: self._cursor} if self._cursor else {}
+
+    def check(self) -> None:
+        """Load the WSDL, log in and end the session: fail fast on a bad URL, user or key."""
+        with translated(), self.client:
+            pass
+
+    def __iter__(self) -> Iterator[RawBatch]:
+        pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="magsync-soap")
+        try:
+            with translated(), self.client as client:
+                yield self._groups(client)
+                yield from self._customers_and_addresses(client, pool)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        log.info("read %s: %d customer.list and %d multiCall requests", self.endpoint,
+                 self.requests["customer.list"], self.requests["multiCall"])
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _groups(self, client: MagentoClient) -> RawBatch:
+        rows = _rows(client.call("customer_group.list"), "customer_group.list")
+        return RawBatch(GROUP, raw_frame(GROUP, rows, self.endpoint, [1] * len(rows)))
+
+    def _customers_and_addresses(self, client: MagentoClient,
+                                 pool: ThreadPoolExecutor) -> Iterator[RawBatch]:
+        """Customers window by window; a window's addresses are fetched on the pool while
+        the next window is read, and yielded after it (always after their customers)."""
+        windows = self._changed(client) if self.incremental else self._id_windows(client)
+        previous: tuple[int, list[tuple[list[int], Future[list[Any]]]]] | None = None
+        for line, rows in windows:
+            self._advance_cursor(rows)
+            ids = [int(row["customer_id"]) for row in rows]
+            pending = [(chunk, pool.submit(self._address_call, client, chunk))
+                       for chunk in _chunks(ids, self.options.multicall_size)]
+            self.requests["multiCall"] += len(pending)
+            for part in _chunks(rows, self.options.batch_size):
+                yield RawBatch(CUSTOMER, raw_frame(CUSTOMER, part, self.endpoint,
+                                                   [line] * len(part)))
+            if previous is not None:
+                yield from self._address_batches(*previous)
+            previous = (line, pending)
+        if previous is not None:
+            yield from self._address_batches(*previous)
+
+    def _list(self, client: MagentoClient, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        self.requests["customer.list"] += 1
+        return _rows(client.call("customer.list", [filters]), "customer.list")
+
+    def _id_windows(self, client: MagentoClient) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """Full pass: id windows; after an empty one the probe range doubles, up to
+        `max_id_gap` past the highest id seen; then one `gt` probe past all of it."""
+        window, gap = self.options.window, self.options.max_id_gap
+        start, highest, span, line = 1, 0, window, 0
+        while start <= highest + gap:
+            end = min(start + span - 1, highest + gap)
+            line += 1
+            rows = self._list(client, {"customer_id": {"from": start, "to": end}})
+            yield line, rows
+            if rows:
+                highest = max(highest, *(int(row["customer_id"]) for row in rows))
+                span = window
+            else:
+                span *= 2
+            start = end + 1
+        rest = self._list(client, {"customer_id": {"gt": start - 1}})
+        if rest:
+            log.warning("%d customer(s) found past an id gap larger than max_id_gap (%d): "
+                        "raise source.max_id_gap", len(rest), gap)
+        for part in _chunks(rest, window):
+            line += 1
+            yield line, part
+
+    def _changed(self, client: MagentoClient) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """Incremental: customers with updated_at from the cursor minus the lookback."""
+        cursor = datetime.strptime(str(self.options.cursor), STORE_TIME)
+        since = (cursor - timedelta(seconds=self.options.lookback_s)).strftime(STORE_TIME)
+        rows = self._list(client, {"updated_at": {"from": since}})
+        log.info("%d customer(s) updated since %s (cursor %s)", len(rows), since,
+                 self.options.cursor)
+        yield from enumerate(_chunks(rows, self.options.window), start=1)
+
+    def _advance_cursor(self, rows: Sequence[dict[str, Any]]) -> None:
+        stamps = [str(row["updated_at"]) for row in rows if _is_store_time(row.get("updated_at"))]
+        if stamps:
+            self._cursor = max(stamps) if self._cursor is None else max(self._cursor, *stamps)
+
+    def _address_call(self, client: MagentoClient, ids: list[int]) -> list[Any]:
+        results = client.multi_call([("customer_address.list", [cid]) for cid in ids])
+        if len(results) != len(ids):
+            raise MagentoFatalError(f"multiCall(customer_address.list): {len(results)} "
+                                    f"answers to {len(ids)} calls",
+                                    resource="customer_address.list")
+        return results
+
+    def _address_batches(self, line: int,
+                         pending: list[tuple[list[int], Future[list[Any]]]]
+                         ) -> Iterator[RawBatch]:
+        rows: list[dict[str, Any]] = []
+        faults: list[Fault] = []
+        keyless = 0
+        for ids, future in pending:
+            for cid, result in zip(ids, future.result(), strict=True):
+                if isinstance(result, list):
+                    rows += [{**row, "customer_id": cid} for row in result
+                             if isinstance(row, dict)]
+                    continue
+                faults.append(self._address_fault(cid, result, line))
+                keyless += faults[-1].rule != "vanished"
+            size = self.options.batch_size
+            while len(rows) >= size:
+                part, rows = rows[:size], rows[size:]
+                yield self._address_batch(part, line, faults, keyless)
+                faults, keyless = [], 0
+        if rows or faults:
+            yield self._address_batch(rows, line, faults, keyless)
+
+    def _address_batch(self, rows: list[dict[str, Any]], line: int, faults: list[Fault],
+                       keyless: int) -> RawBatch:
+        frame = raw_frame(ADDRESS, rows, self.endpoint, [line] * len(rows))
+        return RawBatch(ADDRESS, frame, faults, keyless_faults=keyless)
+
+    def _address_fault(self, customer_id: int, result: Any, line: int) -> Fault:
+        """A failed customer_address.list: "vanished" when the customer was deleted
+        mid-run (its addresses are gone too); otherwise its addresses are unknown."""
+        if isinstance(result, MagentoCallFault):
+            vanished = result.code == VANISHED
+            rule = "vanished" if vanished else f"soap_fault_{result.code}"
+            message = str(result)  # names the resource and the customer id
+        else:
+            rule, message = "bad_answer", (f"customer {customer_id}: customer_address.list "
+                                           f"answered a {type(result).__name__}, not a list")
+        return Fault(entity=ADDRESS.name, stage=Stage.READ, rule=rule, message=message,
+                     source=self.endpoint, source_line=line)
+
+
+# --- values -----------------------------------------------------------------------------
+
+
+def raw_frame(entity: Entity, rows: Sequence[dict[str, Any]], source: str,
+              lines: Sequence[int]) -> pd.DataFrame:
+    """Decoded SOAP maps as a RawBatch frame: schema columns as strings, unknown keys in
+    `extra` (canonical JSON), Magento internals dropped, plus lineage."""
+    names = [name for name in entity.names if any(name in row for row in rows)]
+    data: dict[str, Any] = {
+        name: pd.Series([_text(row.get(name)) for row in rows], dtype="str") for name in names
+    }
+    if entity.extra_allowed:
+        data[EXTRA_COL] = pd.Series([_extra(entity, row) for row in rows], dtype="str")
+    data[SOURCE_COL] = pd.Series([source] * len(rows), dtype="str")
+    data[LINE_COL] = pd.Series(np.asarray(lines, dtype=np.int64))
+    return pd.DataFrame(data, index=pd.RangeIndex(len(rows)))
+
+
+def _text(value: Any) -> str | None:
+    """A decoded SOAP value as the raw text the normaliser reads; booleans as 1 and 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
+def _extra(entity: Entity, row: dict[str, Any]) -> str | None:
+    values = {key: _text(value) for key, value in row.items()
+              if not entity.has(key) and key not in INTERNALS and value is not None}
+    if not values:
+        return None
+    return json.dumps(dict(sorted(values.items())), ensure_ascii=False, separators=(",", ":"))
+
+
+def _rows(result: Any, resource: str) -> list[dict[str, Any]]:
+    if not isinstance(result, list) or not all(isinstance(row, dict) for row in result):
+        raise MagentoFatalError(f"{resource}: the store answered something other than a "
+                                "list of records", resource=resource)
+    return result
+
+
+def _is_store_time(value: Any) -> bool:
+    try:
+        datetime.strptime(str(value), STORE_TIME)
+    except ValueError:
+        return False
+    return True
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Magento client errors as magsync's, by what the caller should do (one line each)."""
+    try:
+        yield
+    except MagentoAuthError as err:
+        raise ConfigError(str(err)) from err
+    except MagentoCallFault as err:
+        if err.resource == "customer.list" and err.code == 101:
+            raise ConfigError(f"{err} (a filter this store does not accept)") from err
+        raise SourceFatalError(str(err)) from err
+    except (MagentoRetriableError, MagentoSessionExpired) as err:
+        raise SourceRetriableError(f"{err} (retries exhausted)") from err
+    except MagentoError as err:  # MagentoFatalError and anything else the client raises
+        raise SourceFatalError(str(err)) from err

@@ -1,0 +1,121 @@
+"""Killed runs and concurrent runs, with real processes and a real Prefect server."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.crash import CRASH_ENV, PAUSE_ENV, PAUSE_FILE_ENV, POINTS
+from tests.prefect_server import BIN, PrefectServer, group_alive
+from tests.servers import target_for
+from tests.synchelp import dump_url
+from tests.test_cli import ROOT
+from tests.test_sync import export_v1, export_v2
+
+pytestmark = pytest.mark.slow
+
+
+def start(server: PrefectServer, src: Path, out: Path, url: str,
+          env: dict[str, str] | None = None, *extra: str) -> subprocess.Popen[str]:
+    """A `magsync sync --full` in its own process group."""
+    args = [str(BIN / "magsync"), "sync", "--input", str(src), "--output-dir", str(out),
+            "--target", url, "--full", "--allow-mass-delete", "--batch-size", "4", *extra]
+    return subprocess.Popen(args, cwd=ROOT, text=True, env={**server.env, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=300)
+    deadline = time.monotonic() + 10
+    while group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not group_alive(proc.pid), "a killed sync left a process behind"
+    return proc.returncode, err
+
+
+def run(server: PrefectServer, src: Path, out: Path, url: str, **env: str) -> tuple[int, str]:
+    return finish(start(server, src, out, url, env))
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> tuple[Path, Path]:
+    return export_v1(tmp_path / "v1.csv"), export_v2(tmp_path / "v2.csv")
+
+
+def converges(server: PrefectServer, tmp: Path, dialect: str, inputs: tuple[Path, Path],
+              interrupt: str) -> None:
+    """v1, then v2 interrupted, then v2 again, ends like v1 then v2 uninterrupted."""
+    v1, v2 = inputs
+    with target_for(dialect, str(tmp / "clean")) as url:
+        for src in (v1, v2):
+            code, err = run(server, src, tmp / "clean", url)
+            assert code == 0, err[-2000:]
+        expected = dump_url(url)
+    with target_for(dialect, str(tmp / "crash")) as url:
+        code, err = run(server, v1, tmp / "crash", url)
+        assert code == 0, err[-2000:]
+        if interrupt == "random":
+            proc = start(server, v2, tmp / "crash", url)
+            time.sleep(random.Random(7).uniform(1.0, 4.0))
+            os.killpg(proc.pid, signal.SIGKILL)
+            finish(proc)
+        else:
+            code, _ = run(server, v2, tmp / "crash", url, **{CRASH_ENV: interrupt})
+            assert code == -signal.SIGKILL, f"the run did not reach {interrupt}"
+        code, err = run(server, v2, tmp / "crash", url)
+        assert code == 0, err[-2000:]
+        assert dump_url(url) == expected
+
+
+@pytest.mark.parametrize("point", [*POINTS, "random"])
+def test_sqlite_run_killed_anywhere_converges(prefect_server: PrefectServer, tmp_path: Path,
+                                              inputs: tuple[Path, Path], point: str) -> None:
+    converges(prefect_server, tmp_path, "sqlite", inputs, point)
+
+
+@pytest.mark.parametrize("point", ["merge-transaction", "after-commit", "random"])
+def test_postgresql_run_killed_converges(prefect_server: PrefectServer, tmp_path: Path,
+                                         inputs: tuple[Path, Path], point: str) -> None:
+    converges(prefect_server, tmp_path, "postgresql", inputs, point)
+
+
+def test_killed_report_leaves_partial_records(prefect_server: PrefectServer, tmp_path: Path,
+                                              inputs: tuple[Path, Path]) -> None:
+    out = tmp_path / "out"
+    code, _ = run(prefect_server, inputs[0], out, f"sqlite:///{out}/magsync.sqlite",
+                  **{CRASH_ENV: "report"})
+    assert code == -signal.SIGKILL
+    parts = list((out / "reports").glob("*/records.parts/part-*.parquet"))
+    assert parts, "the partial report of a killed run is gone"
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_lock_blocks_then_frees_after_kill(prefect_server: PrefectServer, tmp_path: Path,
+                                           inputs: tuple[Path, Path], dialect: str) -> None:
+    v1, _ = inputs
+    marker = tmp_path / "held"
+    with target_for(dialect, str(tmp_path / "out")) as url:
+        holder = start(prefect_server, v1, tmp_path / "out", url,
+                       {PAUSE_ENV: "first-batch", PAUSE_FILE_ENV: str(marker)})
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert holder.poll() is None, holder.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "the holder never reached its first batch"
+            time.sleep(0.2)
+        code, err = run(prefect_server, v1, tmp_path / "out2", url)
+        assert code == 3, err[-2000:]
+        message = [line for line in err.splitlines() if line.startswith("magsync:")]
+        assert len(message) == 1
+        assert message[0].startswith("magsync: target locked by run ")
+        assert f"pid {marker.read_text()}" in message[0] and "since" in message[0]
+        os.killpg(holder.pid, signal.SIGKILL)
+        finish(holder)
+        code, err = run(prefect_server, v1, tmp_path / "out3", url)
+        assert code == 0, err[-2000:]
