@@ -130,7 +130,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from flows.settings import load_settings
-    from flows.sync import sync_flow
+    from flows.sync import MISSING_API_KEY, sync_flow
 
     overrides = sync_overrides(args)
     config = str(args.config.resolve()) if args.config else None
@@ -138,6 +138,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
         settings = load_settings(args.config, **overrides)
     except ValidationError as err:
         print(f"magsync: invalid settings: {err.errors()[0].get('msg')}", file=sys.stderr)
+        return EXIT_CONFIG
+    if settings.source.kind == "soap" and settings.source.api_key is None:
+        print(f"magsync: {MISSING_API_KEY}", file=sys.stderr)  # before starting Prefect
         return EXIT_CONFIG
     setup_logging(settings.log_level)
     state: State[Any] = sync_flow(overrides, config, return_state=True)  # type: ignore[assignment]

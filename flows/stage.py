@@ -79,8 +79,8 @@ def stage_batch(run: Run, prepared: Prepared) -> None:
         run.faulted_customers.update(f.key for f in prepared.faults if f.key)
         run.group_ids.update(int(g) for g in frame["group_id"].dropna().unique())
     with run.report.timed("diff"):
-        actions, _ = plan.index.classify(frame[KEY_COL], frame["row_hash"].to_numpy(),
-                                         create_only=prepared.derived)
+        actions = plan.index.classify(frame[KEY_COL], frame["row_hash"].to_numpy(),
+                                      create_only=prepared.derived)
     unchanged = actions == Action.UNCHANGED.value
     waiting = np.ones(len(frame), bool) if run.settings.revalidate else ~unchanged
     run.report.count(entity.name, Action.UNCHANGED.value, int((unchanged & ~waiting).sum()))
@@ -132,13 +132,16 @@ def check_and_stage(run: Run, entity: Entity, frame: pd.DataFrame, actions: np.n
 def _integrity(run: Run, entity: Entity, frame: pd.DataFrame) -> tuple[np.ndarray, list[Fault]]:
     """Addresses need a known, unfaulted customer; customers a known group."""
     if entity is ADDRESS:
-        customers = run.plans[CUSTOMER.name].index
-        known = customers.known_keys().difference(pd.Index(list(run.faulted_customers)))
+        parents = frame["customer_key"]
+        known = run.plans[CUSTOMER.name].index.exists(parents)
+        faulted = run.faulted_customers
+        known &= ~np.fromiter((k in faulted for k in parents.tolist()), bool, len(parents))
         ok, faults = addresses_with_known_customer(frame, known)
         return ok.to_numpy(dtype=bool), faults
     if entity is CUSTOMER and run.groups_listed:
-        keys = run.plans[GROUP.name].index.known_keys()
-        ids = pd.Index([int(k.strip("[]")) for k in keys])
+        groups = run.plans[GROUP.name].index
+        ids = pd.Index([int(k.strip("[]")) for k in groups.keys[~groups.deleted | groups.seen]]
+                       + [int(k.strip("[]")) for k in groups.new_keys])
         ok, faults = customers_with_known_group(frame, ids)
         return ok.to_numpy(dtype=bool), faults
     return np.ones(len(frame), bool), []

@@ -21,6 +21,7 @@ from transform.schema import CUSTOMER
 
 TASK_OPTIONS: dict[str, Any] = {"persist_result": False, "cache_policy": NO_CACHE}
 Source = CsvSource | SoapSource
+MISSING_API_KEY = "no SOAP API key: set MAGSYNC_SOURCE__API_KEY"
 
 
 @task(name="stage", **TASK_OPTIONS)
@@ -70,7 +71,7 @@ def soap_source(settings: Settings) -> SoapSource:
     if not s.url or not s.api_user:
         raise ConfigError("a SOAP source needs --url and --api-user")
     if s.api_key is None or not s.api_key.get_secret_value():
-        raise ConfigError("no SOAP API key: set MAGSYNC_SOURCE__API_KEY")
+        raise ConfigError(MISSING_API_KEY)
     basic = None
     if s.basic_auth_user:
         password = s.basic_auth_password.get_secret_value() if s.basic_auth_password else ""

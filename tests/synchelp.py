@@ -62,7 +62,7 @@ def dump_url(url: str) -> dict[str, list[tuple]]:
             result = conn.execute(sa.text(f"SELECT * FROM {table}"))
             keep = [i for i, c in enumerate(result.keys()) if c not in VOLATILE_COLUMNS]
             deleted = list(result.keys()).index("deleted_at")
-            out[table] = sorted((tuple(r[i] for i in keep) + (r[deleted] is None,)
+            out[table] = sorted(((*(r[i] for i in keep), r[deleted] is None)
                                  for r in result), key=repr)
     engine.dispose()
     return out

@@ -48,8 +48,9 @@ class KeyIndex:
         return int((~self.deleted).sum())
 
     def classify(self, keys: pd.Series, hashes: np.ndarray, *,
-                 create_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(action per row, duplicate mask); marks the keys seen."""
+                 create_only: bool = False) -> np.ndarray:
+        """The action per row; marks the keys seen (a repeated key is classified again:
+        the pipeline keeps its last occurrence)."""
         pos = self.keys.get_indexer(pd.Index(keys))
         known = pos >= 0
         actions = np.full(len(keys), Action.CREATED.value, dtype=object)
@@ -60,13 +61,20 @@ class KeyIndex:
         if create_only:
             known_actions[:] = Action.UNCHANGED.value
         actions[known] = known_actions
-        duplicate = np.array(keys.duplicated(keep="first"), dtype=bool)
-        duplicate[known] |= self.seen[stored]
-        new_keys = keys[~known]
-        duplicate[~known] |= new_keys.isin(self.new_keys).to_numpy(dtype=bool)
         self.seen[stored] = True
-        self.new_keys.update(new_keys.tolist())
-        return actions, duplicate
+        self.new_keys.update(keys[~known].tolist())
+        return actions
+
+    def exists(self, keys: pd.Series) -> np.ndarray:
+        """Whether each key names a row that exists after this run (stored and active or
+        seen again, or new in this run)."""
+        pos = self.keys.get_indexer(pd.Index(keys, dtype="str"))
+        hit = pos >= 0
+        out = np.zeros(len(keys), bool)
+        out[hit] = ~self.deleted[pos[hit]] | self.seen[pos[hit]]
+        new = np.fromiter((k in self.new_keys for k in keys.tolist()), bool, len(keys))
+        result: np.ndarray = out | new
+        return result
 
     def mark_present(self, keys: Iterable[str]) -> None:
         """Marks keys present in the snapshot even though their records faulted."""
@@ -78,14 +86,9 @@ class KeyIndex:
         pos = self.keys.get_indexer(pd.Index(keys, dtype="str"))
         seen = np.zeros(len(keys), bool)
         seen[pos >= 0] = self.seen[pos[pos >= 0]]
-        new = np.array([k in self.new_keys for k in keys], dtype=bool)
+        new = np.fromiter((k in self.new_keys for k in keys), bool, len(keys))
         out: np.ndarray = seen | new
         return out
-
-    def known_keys(self) -> pd.Index:
-        """Keys that exist after this run: stored active or seen, plus new ones."""
-        stored = self.keys[~self.deleted | self.seen]
-        return stored.union(pd.Index(list(self.new_keys), dtype="str"))
 
     def absent(self) -> list[str]:
         """Active stored keys this run has not seen: candidates for deletion."""

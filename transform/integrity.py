@@ -80,11 +80,17 @@ def _as_index(known: Collection[object] | pd.Index) -> pd.Index:
 
 
 def addresses_with_known_customer(
-    addresses: pd.DataFrame, known_customer_keys: Collection[str] | pd.Index
+    addresses: pd.DataFrame, known_customer_keys: Collection[str] | pd.Index | np.ndarray
 ) -> tuple[pd.Series, list[Fault]]:
-    """Addresses whose `customer_key` names a known customer; the others faulted."""
+    """Addresses whose `customer_key` names a known customer; the others faulted.
+
+    `known_customer_keys` is the set of known keys, or already a boolean mask per row.
+    """
     col = ADDRESS.parent_key_col or "customer_key"
-    good = addresses[col].isin(_as_index(known_customer_keys)).astype(bool)
+    if isinstance(known_customer_keys, np.ndarray):
+        good = pd.Series(known_customer_keys.astype(bool), index=addresses.index)
+    else:
+        good = addresses[col].isin(_as_index(known_customer_keys)).astype(bool)
     bad = addresses.loc[~good]
     faults = row_faults(
         ADDRESS,
