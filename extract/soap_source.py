@@ -96,9 +96,13 @@ class SoapSource:
         return {CUSTOMER.name: self._cursor} if self._cursor else {}
 
     def check(self) -> None:
-        """Load the WSDL, log in and end the session: fail fast on a bad URL, user or key."""
-        with translated(), self.client:
-            pass
+        """Fail fast on a bad URL, user, key or role: log in, make one multiCall of the
+        three resources with arguments that match nothing, end the session."""
+        with translated(), self.client as client:
+            # An inline fault 2 (denied) raises; 101 for customer 0 means "allowed".
+            client.multi_call([("customer_group.list", None),
+                               ("customer.list", [{"customer_id": {"eq": 0}}]),
+                               ("customer_address.list", [0])])
 
     def __iter__(self) -> Iterator[RawBatch]:
         pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="magsync-soap")

@@ -184,9 +184,14 @@ def test_vanished_customer_is_a_fault_with_a_key_count_of_zero() -> None:
 
 def test_denied_resource_and_bad_filter_are_one_line_errors() -> None:
     users = {"etl": ApiUser(KEY, deny=("customer_address.*",))}
-    with (run_emulator(simple_store([1, 2]), users=users) as emu,
-          pytest.raises(SourceFatalError, match=r"^customer_address\.list: access denied")):
-        batches_of(source_for(emu.url))
+    denied = r"^customer_address\.list: access denied: give the API user's role this resource"
+    with run_emulator(simple_store([1, 2]), users=users) as emu:
+        with pytest.raises(SourceFatalError, match=denied):
+            source_for(emu.url).check()  # before the run starts
+        with pytest.raises(SourceFatalError, match=denied):
+            batches_of(source_for(emu.url))
+    with run_emulator(simple_store([1, 2]), users={"etl": KEY}) as emu:
+        source_for(emu.url).check()  # all three allowed: 101 for customer 0 is no error
     store = simple_store([1])
 
     def refuses(filters: Any = None) -> list[dict[str, Any]]:
