@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from flows import faults_cmd
+
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 
 # Prefect must run offline and quietly; these are read when prefect is imported.
@@ -78,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _sync_parser(sub)
     _emulator_parser(sub)
+    faults_cmd.add_parser(sub)
     return parser
 
 
@@ -206,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_sync(args)
         if args.command == "emulator":
             return cmd_emulator(args)
+        if args.command == "faults":
+            return faults_cmd.run(args)
     except KeyboardInterrupt:
         return EXIT_FAILED
     return EXIT_FAILED

@@ -199,17 +199,19 @@ def merge(run: Run) -> None:
 
 
 def _clear_corrected_faults(run: Run, conn: Connection) -> int:
-    """Clears open faults whose record this run received and did not fault."""
-    open_faults = run.target.open_faults(conn)
-    faulted = {(f.entity, f.key) for f in run.faults if f.key}
+    """Clears earlier open faults that this run supersedes: their record came in again
+    (corrected, or faulted anew under this run's id), or they had no key at all (this run
+    re-read the whole input and re-reported whatever is still unreadable)."""
+    open_faults = run.target.open_faults(conn, before_run=run.run_id)
     ids = []
     for entity, rows in open_faults.items():
         plan = run.plans.get(entity)
-        if plan is None:
+        keyed = [(fid, key) for fid, key in rows if key is not None]
+        ids += [fid for fid, key in rows if key is None and run.settings.full]
+        if plan is None or not keyed:
             continue
-        received = plan.index.received([key for _, key in rows])
-        ids += [fid for (fid, key), ok in zip(rows, received, strict=True)
-                if ok and (entity, key) not in faulted]
+        received = plan.index.received([key for _, key in keyed])
+        ids += [fid for (fid, _), ok in zip(keyed, received, strict=True) if ok]
     return run.target.clear_faults(conn, ids, run.run_id)
 
 

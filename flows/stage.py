@@ -19,7 +19,11 @@ from flows.crash import pause_point
 from transform.batch import RawBatch
 from transform.diff import WRITES, Action, changed_fields
 from transform.faults import Fault, Stage
-from transform.integrity import addresses_with_known_customer, customers_with_known_group
+from transform.integrity import (
+    addresses_with_known_customer,
+    customers_with_known_group,
+    row_faults,
+)
 from transform.prepare import Prepared, prepare
 from transform.schema import ADDRESS, CUSTOMER, EXTRA_COL, GROUP, KEY_COL, LOAD_ORDER, Entity
 from transform.validate import DERIVED_COL
@@ -133,11 +137,14 @@ def _integrity(run: Run, entity: Entity, frame: pd.DataFrame) -> tuple[np.ndarra
     """Addresses need a known, unfaulted customer; customers a known group."""
     if entity is ADDRESS:
         parents = frame["customer_key"]
-        known = run.plans[CUSTOMER.name].index.exists(parents)
         faulted = run.faulted_customers
-        known &= ~np.fromiter((k in faulted for k in parents.tolist()), bool, len(parents))
-        ok, faults = addresses_with_known_customer(frame, known)
-        return ok.to_numpy(dtype=bool), faults
+        orphan = np.fromiter((k in faulted for k in parents.tolist()), bool, len(parents))
+        faults = row_faults(ADDRESS, Stage.INTEGRITY, frame[orphan], rule="customer_faulted",
+                            column="customer_key",
+                            message="its customer record faulted, so the address is not loaded")
+        known = run.plans[CUSTOMER.name].index.exists(parents) | orphan
+        ok, more = addresses_with_known_customer(frame, known)
+        return ok.to_numpy(dtype=bool) & ~orphan, faults + more
     if entity is CUSTOMER and run.groups_listed:
         groups = run.plans[GROUP.name].index
         ids = pd.Index([int(k.strip("[]")) for k in groups.keys[~groups.deleted | groups.seen]]

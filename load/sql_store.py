@@ -248,15 +248,28 @@ class SqlTarget:
                 for f in faults]
         conn.execute(sa.insert(FAULTS), rows)
 
-    def open_faults(self, conn: Connection) -> dict[str, list[tuple[int, str]]]:
-        """Uncleared faults with a key, per entity: (fault id, record_key)."""
+    def open_faults(self, conn: Connection,
+                    before_run: str) -> dict[str, list[tuple[int, str | None]]]:
+        """Uncleared faults of earlier runs, per entity: (fault id, record_key or None)."""
         query = sa.select(FAULTS.c.id, FAULTS.c.entity, FAULTS.c.record_key).where(
             FAULTS.c.source == self.source, FAULTS.c.cleared_run_id.is_(None),
-            FAULTS.c.record_key.is_not(None))
-        out: dict[str, list[tuple[int, str]]] = {}
+            FAULTS.c.run_id != before_run)
+        out: dict[str, list[tuple[int, str | None]]] = {}
         for row in conn.execute(query):
-            out.setdefault(str(row.entity), []).append((int(row.id), str(row.record_key)))
+            key = None if row.record_key is None else str(row.record_key)
+            out.setdefault(str(row.entity), []).append((int(row.id), key))
         return out
+
+    def list_faults(self, *, run_id: str | None = None,
+                    include_cleared: bool = False) -> list[dict[str, Any]]:
+        """Faults of this source, oldest first: open ones, or those of one run."""
+        query = sa.select(FAULTS).where(FAULTS.c.source == self.source)
+        if run_id is not None:
+            query = query.where(FAULTS.c.run_id == run_id)
+        if not include_cleared:
+            query = query.where(FAULTS.c.cleared_run_id.is_(None))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query.order_by(FAULTS.c.id))]
 
     def clear_faults(self, conn: Connection, ids: Sequence[int], run_id: str) -> int:
         """Marks faults as cleared by this run."""
