@@ -51,6 +51,11 @@ def _sync_parser(sub: Any) -> None:
     p.add_argument("--allow-mass-delete", action="store_true", default=None)
     p.add_argument("--max-fault-ratio", type=float)
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--revalidate", action="store_true", default=None,
+                   help="validate every record, not only new and changed ones (after a "
+                        "suite edit)")
+    p.add_argument("--expectations-dir", type=Path,
+                   help="folder of Great Expectations suites (default: the bundled ones)")
     p.add_argument("--wait-lock", type=float, metavar="SECONDS",
                    help="wait this long for another run's lock on the target (default: 0)")
     p.add_argument("--config", type=Path, help="TOML settings file (default ./magsync.toml)")
@@ -93,7 +98,9 @@ def sync_overrides(args: argparse.Namespace) -> dict[str, Any]:
     top = {"output_dir": args.output_dir, "full": args.full, "dry_run": args.dry_run,
            "hard_delete": args.hard_delete, "allow_mass_delete": args.allow_mass_delete,
            "max_fault_ratio": args.max_fault_ratio, "batch_size": args.batch_size,
-           "log_level": args.log_level}
+           "log_level": args.log_level, "revalidate": args.revalidate,
+           "expectations_dir": str(args.expectations_dir.resolve())
+           if args.expectations_dir else None}
     out: dict[str, Any] = {k: v for k, v in top.items() if v is not None}
     if source:
         out["source"] = source
