@@ -69,7 +69,7 @@ class Run:
     records: RecordsWriter
     target: SqlTarget
     staging: Staging
-    validator: SuiteValidator
+    validator: SuiteValidator | None
     lock: RunLock | None
     plans: dict[str, EntityPlan] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
@@ -94,8 +94,12 @@ def open_run(settings: Settings, input_description: str) -> Run:
                        mode="full" if settings.full else "incremental",
                        dry_run=settings.dry_run, started_at=started, output_dir=str(out))
     log.info("run %s: output folder %s", run_id, out)
-    with report.timed("validate"):  # a bad suite stops the run before it takes the lock
-        validator = SuiteValidator(settings.expectations_dir or BUNDLED_SUITES, started)
+    validator = None
+    if settings.validate:
+        with report.timed("validate"):  # a bad suite stops the run before it takes the lock
+            validator = SuiteValidator(settings.expectations_dir or BUNDLED_SUITES, started)
+    else:
+        report.notes.append("validation switched off (validate = false)")
     lock = None
     if not settings.dry_run:
         lock = RunLock(target.engine, settings.source.name, run_id)
