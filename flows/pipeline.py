@@ -95,11 +95,11 @@ def open_run(settings: Settings, input_description: str) -> Run:
                        dry_run=settings.dry_run, started_at=started, output_dir=str(out))
     log.info("run %s: output folder %s", run_id, out)
     validator = None
-    if settings.validate:
+    if settings.validation:
         with report.timed("validate"):  # a bad suite stops the run before it takes the lock
             validator = SuiteValidator(settings.expectations_dir or BUNDLED_SUITES, started)
     else:
-        report.notes.append("validation switched off (validate = false)")
+        report.notes.append("validation switched off (validation = false)")
     lock = None
     if not settings.dry_run:
         lock = RunLock(target.engine, settings.source.name, run_id)

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     expectations_dir: Path | None = None
     validation_chunk_rows: int = Field(250_000, ge=1)
     revalidate: bool = False
-    validate: bool = True  # off only to measure what validation costs (bench)
+    validation: bool = True  # off only to measure what validation costs (bench)
     log_level: str = "INFO"
 
     @field_validator("output_dir")
