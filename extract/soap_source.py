@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # zeep loads only when a SOAP source is built
 log = logging.getLogger("magsync.soap")
 
 STORE_TIME = "%Y-%m-%d %H:%M:%S"  # how Magento writes (and compares) timestamps, UTC
+_STORE_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 # Magento internals that change without a customer edit (or mean nothing off the store):
 # never part of `extra`, so they cannot make an unchanged record look changed.
 INTERNALS = NEVER_READ | {"increment_id", "rp_customer_id", "entity_id", "entity_type_id",
@@ -180,7 +182,7 @@ class SoapSource:
         yield from enumerate(_chunks(rows, self.options.window), start=1)
 
     def _advance_cursor(self, rows: Sequence[dict[str, Any]]) -> None:
-        stamps = [str(row["updated_at"]) for row in rows if _is_store_time(row.get("updated_at"))]
+        stamps = [row["updated_at"] for row in rows if _is_store_time(row.get("updated_at"))]
         if stamps:
             self._cursor = max(stamps) if self._cursor is None else max(self._cursor, *stamps)
 
@@ -240,12 +242,15 @@ def raw_frame(entity: Entity, rows: Sequence[dict[str, Any]], source: str,
               lines: Sequence[int]) -> pd.DataFrame:
     """Decoded SOAP maps as a RawBatch frame: schema columns as strings, unknown keys in
     `extra` (canonical JSON), Magento internals dropped, plus lineage."""
-    names = [name for name in entity.names if any(name in row for row in rows)]
+    present: set[str] = set().union(*rows)
+    names = [name for name in entity.names if name in present]
     data: dict[str, Any] = {
         name: pd.Series([_text(row.get(name)) for row in rows], dtype="str") for name in names
     }
     if entity.extra_allowed:
-        data[EXTRA_COL] = pd.Series([_extra(entity, row) for row in rows], dtype="str")
+        unknown = {k for k in present if not entity.has(k)} - INTERNALS
+        extra = [_extra(entity, row) for row in rows] if unknown else [None] * len(rows)
+        data[EXTRA_COL] = pd.Series(extra, dtype="str")
     data[SOURCE_COL] = pd.Series([source] * len(rows), dtype="str")
     data[LINE_COL] = pd.Series(np.asarray(lines, dtype=np.int64))
     return pd.DataFrame(data, index=pd.RangeIndex(len(rows)))
@@ -253,8 +258,8 @@ def raw_frame(entity: Entity, rows: Sequence[dict[str, Any]], source: str,
 
 def _text(value: Any) -> str | None:
     """A decoded SOAP value as the raw text the normaliser reads; booleans as 1 and 0."""
-    if value is None:
-        return None
+    if value is None or type(value) is str:
+        return value
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, dict | list):
@@ -278,11 +283,7 @@ def _rows(result: Any, resource: str) -> list[dict[str, Any]]:
 
 
 def _is_store_time(value: Any) -> bool:
-    try:
-        datetime.strptime(str(value), STORE_TIME)
-    except ValueError:
-        return False
-    return True
+    return isinstance(value, str) and _STORE_TIME_RE.fullmatch(value) is not None
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
