@@ -102,17 +102,24 @@ def saved_cursor(settings: Settings) -> str | None:
         target.dispose()
 
 
-def run_sync(settings: Settings) -> dict[str, Any]:
+def run_sync(settings: Settings, *, orchestrated: bool = True) -> dict[str, Any]:
     """One sync, step by step; returns the report as a dict. Raises MagsyncError with the
-    report attached (`err.report`) when the run is refused or fails."""
+    report attached (`err.report`) when the run is refused or fails.
+
+    `orchestrated=False` calls the tasks' plain functions (no Prefect API): for the
+    benchmark and for the crash tests' forked runs.
+    """
+    def step(task_: Any) -> Any:
+        return task_ if orchestrated else task_.fn
+
     source = build_source(settings)
     run = pipeline.open_run(settings, source.describe())
     try:
-        stage_task(run, source)
-        guards_task(run)
+        step(stage_task)(run, source)
+        step(guards_task)(run)
         if not settings.dry_run:
-            merge_task(run)
-            export_task(run)
+            step(merge_task)(run)
+            step(export_task)(run)
     except GuardRefusedError as err:
         err.report = pipeline.finish(run, "refused", str(err)).to_dict()
         raise
