@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flows import faults_cmd
+from flows import faults_cmd, migrate_cmd
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sync_parser(sub)
     _emulator_parser(sub)
     faults_cmd.add_parser(sub)
+    migrate_cmd.add_parsers(sub)
     return parser
 
 
@@ -218,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_emulator(args)
         if args.command == "faults":
             return faults_cmd.run(args)
+        if args.command in ("migrate", "verify"):
+            return migrate_cmd.run(args)
     except KeyboardInterrupt:
         return EXIT_FAILED
     return EXIT_FAILED
