@@ -150,7 +150,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     except ValidationError as err:
         print(f"magsync: invalid settings: {err.errors()[0].get('msg')}", file=sys.stderr)
         return EXIT_CONFIG
-    if settings.source.kind == "soap" and settings.source.api_key is None:
+    if (settings.source.kind == "soap" and settings.source.api_key is None
+            and not settings.source.api_key_block):
         print(f"magsync: {MISSING_API_KEY}", file=sys.stderr)  # before starting Prefect
         return EXIT_CONFIG
     setup_logging(settings.log_level)

@@ -26,6 +26,7 @@ class SourceSettings(BaseModel):
     url: str | None = None  # SOAP store base URL
     api_user: str | None = None
     api_key: SecretStr | None = None
+    api_key_block: str | None = None  # name of a Prefect Secret block holding the key
     ca_bundle: Path | None = None
     basic_auth_user: str | None = None
     basic_auth_password: SecretStr | None = None

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from extract.csv_source import CsvSource
 from extract.soap_source import SoapOptions, SoapSource
 from flows import pipeline
-from flows.settings import Settings, load_settings
+from flows.settings import Settings, SourceSettings, load_settings
 from flows.stage import stage_all
 from load.sql_store import SqlTarget
 from transform.errors import ConfigError, GuardRefusedError, MagsyncError
@@ -21,7 +21,8 @@ from transform.schema import CUSTOMER
 
 TASK_OPTIONS: dict[str, Any] = {"persist_result": False, "cache_policy": NO_CACHE}
 Source = CsvSource | SoapSource
-MISSING_API_KEY = "no SOAP API key: set MAGSYNC_SOURCE__API_KEY"
+MISSING_API_KEY = ("no SOAP API key: set MAGSYNC_SOURCE__API_KEY (or name a Prefect Secret "
+                   "block in source.api_key_block)")
 
 
 @task(name="stage", **TASK_OPTIONS)
@@ -62,6 +63,24 @@ def build_source(settings: Settings) -> Source:
                      block_bytes=settings.csv_block_bytes)
 
 
+def _api_key(source: SourceSettings) -> str:
+    """The API key: MAGSYNC_SOURCE__API_KEY, else the named Prefect Secret block."""
+    if source.api_key is not None and source.api_key.get_secret_value():
+        return source.api_key.get_secret_value()
+    if source.api_key_block:
+        from prefect.blocks.system import Secret
+
+        try:
+            block: Any = Secret.load(source.api_key_block)  # sync here: no event loop runs
+            value = block.get()
+        except ValueError:
+            raise ConfigError(f"no Prefect Secret block named {source.api_key_block!r}"
+                              ) from None
+        if value:
+            return str(value)
+    raise ConfigError(MISSING_API_KEY)
+
+
 def soap_source(settings: Settings) -> SoapSource:
     """The SOAP source, checked (WSDL, login) before the run starts: a bad URL, user or
     key ends here with one line and exit code 2."""
@@ -70,15 +89,14 @@ def soap_source(settings: Settings) -> SoapSource:
     s = settings.source
     if not s.url or not s.api_user:
         raise ConfigError("a SOAP source needs --url and --api-user")
-    if s.api_key is None or not s.api_key.get_secret_value():
-        raise ConfigError(MISSING_API_KEY)
+    api_key = _api_key(s)
     basic = None
     if s.basic_auth_user:
         password = s.basic_auth_password.get_secret_value() if s.basic_auth_password else ""
         basic = (s.basic_auth_user, password)
     try:
         client = MagentoClient(
-            s.url, s.api_user, s.api_key.get_secret_value(), timeout=s.timeout_s,
+            s.url, s.api_user, api_key, timeout=s.timeout_s,
             verify=str(s.ca_bundle) if s.ca_bundle else True, basic_auth=basic,
             retries=s.retries, backoff_base=s.backoff_base_s, pool_size=s.concurrency + 1)
     except ValueError as err:

@@ -254,6 +254,22 @@ def test_soap_and_csv_syncs_of_the_sample_agree(tmp_path: Path) -> None:
     assert soap_report["counts"]["group"] == {"created": 7}
 
 
+@pytest.mark.usefixtures("prefect_harness")
+def test_api_key_from_a_prefect_secret_block(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.blocks.system import Secret
+
+    monkeypatch.delenv("MAGSYNC_SOURCE__API_KEY", raising=False)
+    Secret(value=KEY).save("magsync-test-key", overwrite=True)
+    with run_emulator(simple_store([1, 2]), users={"etl": KEY}) as emu:
+        state, report = soap_sync(emu.url, tmp_path / "out",
+                                  {"api_key_block": "magsync-test-key"}, full=True)
+        assert state.is_completed(), state.message
+        assert report["counts"]["customer"] == {"created": 2}
+        state, _ = soap_sync(emu.url, tmp_path / "out", {"api_key_block": "no-such-block"})
+        assert state.is_failed() and "no Prefect Secret block" in state.message
+
+
 @pytest.mark.usefixtures("prefect_harness", "api_key")
 def test_incremental_sees_exactly_the_edits_then_full_sees_the_rest(tmp_path: Path) -> None:
     store = generated_store(300, seed=5)
@@ -334,7 +350,8 @@ def test_wrong_or_missing_key_is_one_line_and_exit_2(prefect_server: PrefectServ
         "user and key"]
     assert "WRONGKEY42" not in wrong.stdout + wrong.stderr
     assert [ln for ln in missing.stderr.splitlines() if ln.startswith("magsync:")] == [
-        "magsync: no SOAP API key: set MAGSYNC_SOURCE__API_KEY"]
+        "magsync: no SOAP API key: set MAGSYNC_SOURCE__API_KEY (or name a Prefect Secret "
+        "block in source.api_key_block)"]
 
 
 @pytest.mark.slow
