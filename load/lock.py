@@ -48,8 +48,11 @@ class RunLock:
         self.source = source
         self.run_id = run_id
         self.dialect = engine.dialect.name
-        self.name = f"magsync:{source}"
-        digest = hashlib.blake2b(self.name.encode(), digest_size=8).digest()
+        # MariaDB's named locks are server-wide: the database is part of the name (hashed,
+        # as names are limited to 64 characters).
+        scope = f"{engine.url.database or ''}\x1f{source}"
+        self.name = "magsync:" + hashlib.blake2b(scope.encode(), digest_size=20).hexdigest()
+        digest = hashlib.blake2b(scope.encode(), digest_size=8).digest()
         self.key = int.from_bytes(digest, "big", signed=True)
         database = engine.url.database if self.dialect == "sqlite" else None
         self.lock_path = Path(f"{database}.magsync-lock") if database and database != ":memory:" \
