@@ -55,8 +55,9 @@ class RunLock:
         digest = hashlib.blake2b(scope.encode(), digest_size=8).digest()
         self.key = int.from_bytes(digest, "big", signed=True)
         database = engine.url.database if self.dialect == "sqlite" else None
-        self.lock_path = Path(f"{database}.magsync-lock") if database and database != ":memory:" \
-            else None
+        tag = hashlib.blake2b(source.encode(), digest_size=4).hexdigest()
+        self.lock_path = (Path(f"{database}.{tag}.magsync-lock")
+                          if database and database != ":memory:" else None)
         self._conn: Connection | None = None
         self._fh: Any = None
 
