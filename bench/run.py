@@ -137,9 +137,12 @@ def child_env(prefect_home: Path) -> dict[str, str]:
 
 
 def copy_store(src: Path, dst: Path) -> None:
-    """Copies the SQLite store (and any WAL or journal beside it)."""
+    """Copies the SQLite store (and any WAL or journal beside it) and the exports, as a
+    re-sync finds them in its output folder."""
     for path in src.glob("magsync.sqlite*"):
         shutil.copy2(path, dst / path.name)
+    if (src / "exports").is_dir():
+        shutil.copytree(src / "exports", dst / "exports")
 
 
 def run_magsync(bench: Bench, skip_prefect: bool) -> list[CaseResult]:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from extract.csv_formats import (
     ENTITY_OF,
@@ -41,8 +43,10 @@ def discover(path: Path) -> list[tuple[Path, Format]]:
     return sorted(found, key=lambda pair: READ_ORDER[pair[1]])
 
 
-def _mapped(df: pd.DataFrame, cmap: ColumnMap) -> pd.DataFrame:
-    """The entity's columns of `df`, renamed, with unknown columns folded into `extra`."""
+def _mapped(table: pa.Table, cmap: ColumnMap) -> pd.DataFrame:
+    """The entity's columns of `table`, renamed, with unknown columns folded into `extra`
+    (only the columns needed leave Arrow)."""
+    df: pd.DataFrame = table.select([*cmap.rename, *cmap.extra, SOURCE_COL, LINE_COL]).to_pandas()
     out = df[list(cmap.rename)].rename(columns=dict(cmap.rename))
     out[EXTRA_COL] = _extra_json(df, cmap.extra)
     out[SOURCE_COL] = df[SOURCE_COL]
@@ -64,11 +68,15 @@ def _extra_json(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
     return out
 
 
-def _any_nonempty(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    mask = np.zeros(len(df), dtype=bool)
+def _any_nonempty(table: pa.Table, columns: list[str]) -> np.ndarray:
+    """Rows with a non-blank value in any of `columns` (the reader's strings are never
+    null)."""
+    mask = pa.array(np.zeros(table.num_rows, dtype=bool))
     for col in columns:
-        mask |= df[col].str.strip().ne("").to_numpy(dtype=bool)
-    return mask
+        filled = pc.not_equal(pc.utf8_trim_whitespace(table.column(col)), "")
+        mask = pc.or_(mask, filled)
+    out: np.ndarray = np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
+    return out
 
 
 class CsvSource:
@@ -105,7 +113,7 @@ class CsvSource:
         entity = ENTITY_OF[fmt]
         cmap = simple_map(entity, reader.header)
         for chunk in reader:
-            frame = _mapped(chunk.table.to_pandas(), cmap)
+            frame = _mapped(chunk.table, cmap)
             if entity is CUSTOMER:
                 frame = _resolve_website(frame, "website_id", "website_code",
                                          self.website_codes)
@@ -114,10 +122,10 @@ class CsvSource:
     def _ee_addresses(self, reader: CsvRecordReader) -> Iterator[RawBatch]:
         cmap = ee_address_map(reader.header)
         for chunk in reader:
-            df = chunk.table.to_pandas()
-            frame = _mapped(df, cmap)
-            frame[CUST_EMAIL_COL] = df["_email"]
-            frame[CUST_WEBSITE_COL] = df["_website"].str.strip().map(self.website_codes)
+            frame = _mapped(chunk.table, cmap)
+            frame[CUST_EMAIL_COL] = chunk.table.column("_email").to_pandas()
+            website = chunk.table.column("_website").to_pandas().str.strip()
+            frame[CUST_WEBSITE_COL] = website.map(self.website_codes)
             yield RawBatch(ADDRESS, frame, chunk.faults, keyless_faults=len(chunk.faults))
 
 
@@ -161,46 +169,47 @@ class CeAssembler:
             yield from self._split(chunk)
 
     def _split(self, chunk: RawChunk) -> Iterator[RawBatch]:
-        df = chunk.table.to_pandas()
+        table = chunk.table
         self.bad_lines.extend(chunk.bad_lines)
         self.bad_lines.sort()
-        is_customer = _any_nonempty(df, list(self.customers.rename))
-        customers = _mapped(df[is_customer], self.customers)
+        is_customer = _any_nonempty(table, list(self.customers.rename))
+        customers = _mapped(table.filter(is_customer), self.customers)
         customers = _resolve_website(customers, "website_id", "website_code",
                                      self.website_codes)
         # A bad row may have been a customer or an address: both entities lose their
         # delete detection.
         yield RawBatch(CUSTOMER, customers, chunk.faults, keyless_faults=len(chunk.faults))
-        addresses, orphans = self._addresses(df, is_customer, customers)
+        addresses, orphans = self._addresses(table, is_customer, customers)
         yield RawBatch(ADDRESS, addresses, orphans,
                        keyless_faults=len(orphans) + len(chunk.faults))
 
-    def _addresses(self, df: pd.DataFrame, is_customer: np.ndarray,
+    def _addresses(self, table: pa.Table, is_customer: np.ndarray,
                    customers: pd.DataFrame) -> tuple[pd.DataFrame, list[Fault]]:
-        website = pd.Series(None, index=df.index, dtype="str")
-        email = pd.Series(None, index=df.index, dtype="str")
-        anchor = pd.Series(np.nan, index=df.index)
-        website[is_customer] = customers["website_id"]
-        email[is_customer] = customers["email"]
-        anchor[is_customer] = customers[LINE_COL].astype(float)
-        ordinal_base = np.zeros(len(df), dtype=np.int64)
-        if self.carry is not None and len(df) and not is_customer[0]:
+        n = table.num_rows
+        website = pd.Series(None, index=pd.RangeIndex(n), dtype="str")
+        email = pd.Series(None, index=pd.RangeIndex(n), dtype="str")
+        anchor = pd.Series(np.nan, index=pd.RangeIndex(n))
+        website[is_customer] = customers["website_id"].to_numpy()
+        email[is_customer] = customers["email"].to_numpy()
+        anchor[is_customer] = customers[LINE_COL].to_numpy(dtype=float)
+        ordinal_base = np.zeros(n, dtype=np.int64)
+        if self.carry is not None and n and not is_customer[0]:
             website.iat[0], email.iat[0], line, ordinal_base[0] = self.carry
             anchor.iat[0] = line
         group = np.cumsum(is_customer)
         website, email, anchor = website.ffill(), email.ffill(), anchor.ffill()
-        has_address = _any_nonempty(df, list(self.addresses.rename))
+        has_address = _any_nonempty(table, list(self.addresses.rename))
         addr_group = pd.Series(group[has_address])
         ordinal = addr_group.groupby(addr_group).cumcount().to_numpy() + 1
         first_group = addr_group.to_numpy() == 0
         if self.carry is not None:
             ordinal[first_group] += self.carry[3]
-        frame = _mapped(df[has_address], self.addresses)
+        frame = _mapped(table.filter(has_address), self.addresses)
         frame["ordinal"] = ordinal.astype(str)
-        frame[CUST_WEBSITE_COL] = website[has_address]
-        frame[CUST_EMAIL_COL] = email[has_address]
+        frame[CUST_WEBSITE_COL] = website[has_address].to_numpy()
+        frame[CUST_EMAIL_COL] = email[has_address].to_numpy()
         orphan = self._orphaned(anchor[has_address], frame[LINE_COL])
-        self._carry(df, is_customer, website, email, anchor, group, has_address, ordinal)
+        self._carry(n, is_customer, website, email, anchor, group, has_address, ordinal)
         faults = [Fault(entity=ADDRESS.name, stage=Stage.READ, rule="orphan_address",
                         message="address row with no readable customer row above it",
                         source=opt_str(frame.at[label, SOURCE_COL]),
@@ -218,10 +227,10 @@ class CeAssembler:
         b = np.searchsorted(bad, lines.to_numpy(dtype=np.int64), side="left")
         return no_parent | (b > a)
 
-    def _carry(self, df: pd.DataFrame, is_customer: np.ndarray, website: pd.Series,
+    def _carry(self, n: int, is_customer: np.ndarray, website: pd.Series,
                email: pd.Series, anchor: pd.Series, group: np.ndarray,
                has_address: np.ndarray, ordinal: np.ndarray) -> None:
-        line = opt_int(anchor.iat[-1]) if len(df) else None
+        line = opt_int(anchor.iat[-1]) if n else None
         if line is None:
             return
         last_group = group[-1]

@@ -11,6 +11,7 @@ import secrets
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from flows.crash import crash_point
 from flows.settings import Settings
 from flows.stage import Pending
 from load.lock import RunLock
-from load.parquet_export import write_export
+from load.parquet_export import RunDelta, refresh_export
 from load.report import RecordsWriter, RunReport, prune_reports
 from load.sql_store import SqlTarget, utc_now
 from load.staging import Staging
@@ -220,13 +221,18 @@ def _clear_corrected_faults(run: Run, conn: Connection) -> int:
 
 
 def export(run: Run) -> None:
-    """Rewrites the Parquet exports from the target's active rows."""
+    """Brings the Parquet exports up to date with the target's active rows."""
     exports = run.settings.output_dir / "exports"
     with run.report.timed("export"):
         for entity in LOAD_ORDER:
-            batches = run.target.iter_active(entity, run.settings.batch_size)
-            path = write_export(entity, batches, exports,
-                                before_rename=lambda: crash_point("export-before-rename"))
+            plan = run.plans[entity.name]
+            parent = run.plans[entity.parent].deletes if entity.parent else []
+            delta = RunDelta(plan.index, plan.deletes, parent,
+                             partial(run.staging.parts, entity))
+            path = refresh_export(
+                entity, delta, partial(run.target.iter_active, entity, run.settings.batch_size),
+                exports, batch_rows=run.settings.batch_size,
+                before_rename=lambda: crash_point("export-before-rename"))
             run.report.exports[entity.name] = str(path)
 
 

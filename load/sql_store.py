@@ -15,9 +15,10 @@ import pyarrow as pa
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from load.parquet_export import keyed_schema
+from load.sql_bulk import bulk_upsert, param_marker, streaming_cursor
 from load.tables import FAULTS, RUNS, STATE, TABLES
 from transform.diff import KeyIndex
 from transform.errors import ConfigError
@@ -35,6 +36,7 @@ from transform.schema import (
 log = logging.getLogger("magsync.load")
 MIGRATIONS = Path(__file__).parent / "migrations"
 KEY_CHUNK = 500  # keys per IN (...) query: under every dialect's parameter limit
+KEY_INDEX_CHUNK = 100_000  # rows per fetch when reading the key index
 
 
 def utc_now() -> datetime:
@@ -102,15 +104,26 @@ class SqlTarget:
         """Every stored key of `entity` with its row hash and soft-delete flag."""
         if not self.is_initialised():
             return KeyIndex.empty()
-        table = TABLES[entity.name]
-        query = sa.select(table.c.record_key, table.c.row_hash,
-                          table.c.deleted_at.is_not(None)).where(table.c.source == self.source)
+        quote = self.engine.dialect.identifier_preparer.quote
+        sql = (f"SELECT record_key, row_hash, deleted_at IS NOT NULL "
+               f"FROM {quote(TABLES[entity.name].name)} "
+               f"WHERE source = {param_marker(self.engine.dialect)}")
+        keys, hashes, deleted = [], [], []
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        if not rows:
+            cur = streaming_cursor(conn)  # raw rows: no per-value result processing
+            try:
+                cur.execute(sql, (self.source,))
+                while rows := cur.fetchmany(KEY_INDEX_CHUNK):
+                    k, h, d = zip(*rows, strict=True)
+                    keys.append(pa.array(k, pa.string()))
+                    hashes.append(np.fromiter(h, np.int64, len(rows)))
+                    deleted.append(np.fromiter(d, bool, len(rows)))
+            finally:
+                cur.close()
+        if not keys:
             return KeyIndex.empty()
-        keys, hashes, deleted = zip(*rows, strict=True)
-        return KeyIndex(keys, np.array(hashes, np.int64), np.array(deleted, bool))
+        return KeyIndex(pa.chunked_array(keys), np.concatenate(hashes),
+                        np.concatenate(deleted))
 
     def fetch_rows(self, entity: Entity, keys: Sequence[str]) -> pd.DataFrame:
         """Stored public columns of the given keys, indexed by record_key."""
@@ -141,17 +154,23 @@ class SqlTarget:
         return out
 
     def iter_active(self, entity: Entity, batch_rows: int) -> Iterator[pa.RecordBatch]:
-        """Active rows of `entity` as Arrow batches of the public schema (for exports)."""
-        table = TABLES[entity.name]
-        names = [c.name for c in entity.public_columns]
-        schema = entity.arrow_schema().append(pa.field(EXTRA_COL, pa.string()))
-        query = (sa.select(*(table.c[n] for n in names), table.c.extra)
-                 .where(table.c.source == self.source, table.c.deleted_at.is_(None))
-                 .order_by(table.c.record_key))
+        """Active rows of `entity` as Arrow batches of record_key, row_hash and the public
+        columns plus `extra` (for exports), in no particular order."""
+        schema = keyed_schema(entity)
+        quote = self.engine.dialect.identifier_preparer.quote
+        sql = (f"SELECT {', '.join(map(quote, schema.names))} "
+               f"FROM {quote(TABLES[entity.name].name)} "
+               f"WHERE source = {param_marker(self.engine.dialect)} AND deleted_at IS NULL")
         with self.engine.connect() as conn:
-            result = conn.execution_options(yield_per=batch_rows).execute(query)
-            for rows in result.partitions():
-                yield _arrow_batch(rows, schema, entity)
+            # The driver's own cursor: SQLAlchemy's per-value result processing costs
+            # more than the read itself.
+            cur = streaming_cursor(conn)
+            try:
+                cur.execute(sql, (self.source,))
+                while rows := cur.fetchmany(batch_rows):
+                    yield _arrow_batch(rows, schema)
+            finally:
+                cur.close()
 
     def cursor(self, entity: Entity) -> str | None:
         """The saved cursor of `entity`, if any."""
@@ -169,47 +188,20 @@ class SqlTarget:
 
     def upsert(self, conn: Connection, entity: Entity, staged: pa.Table, run_id: str,
                now: datetime) -> int:
-        """Inserts or updates staged rows by (source, record_key)."""
+        """Inserts or updates staged rows by (source, record_key), through the driver."""
         if staged.num_rows == 0:
             return 0
-        table = TABLES[entity.name]
-        rows = self._rows(entity, staged, run_id, now)
-        stmt = self._upsert_statement(table, list(rows[0]))
-        conn.execute(stmt, rows)
-        return len(rows)
+        constants = {"source": self.source, "run_id": run_id, "loaded_at": now,
+                     "deleted_at": None}
+        bulk_upsert(conn, TABLES[entity.name], self._rows(entity, staged), constants)
+        return int(staged.num_rows)
 
-    def _rows(self, entity: Entity, staged: pa.Table, run_id: str,
-              now: datetime) -> list[dict[str, Any]]:
+    def _rows(self, entity: Entity, staged: pa.Table) -> pa.Table:
+        """The staged columns the target stores, named as its columns."""
         keep = [c.name for c in entity.columns if self.store_secrets or not c.secret]
         names = [KEY_COL, *keep, HASH_COL, EXTRA_COL, SOURCE_COL, LINE_COL]
-        out = staged.select(names).rename_columns(
+        return staged.select(names).rename_columns(
             [*names[:-2], "source_ref", "source_line"])
-        for i, fld in enumerate(out.schema):
-            if pa.types.is_timestamp(fld.type):  # the target keeps naive UTC
-                out = out.set_column(i, fld.name, out.column(i).cast(pa.timestamp("us")))
-        rows: list[dict[str, Any]] = out.to_pylist()
-        for row in rows:
-            row["source"] = self.source
-            row["run_id"] = run_id
-            row["loaded_at"] = now
-            row["deleted_at"] = None
-        return rows
-
-    def _upsert_statement(self, table: sa.Table, names: list[str]) -> Any:
-        keys = ("source", "record_key")
-        updates = [n for n in names if n not in keys]
-        if self.dialect in ("mysql", "mariadb"):
-            my_stmt = mysql.insert(table)
-            return my_stmt.on_duplicate_key_update({n: my_stmt.inserted[n] for n in updates})
-        if self.dialect == "postgresql":
-            pg_stmt = postgresql.insert(table)
-            return pg_stmt.on_conflict_do_update(
-                index_elements=list(keys), set_={n: pg_stmt.excluded[n] for n in updates})
-        if self.dialect == "sqlite":
-            lite_stmt = sqlite.insert(table)
-            return lite_stmt.on_conflict_do_update(
-                index_elements=list(keys), set_={n: lite_stmt.excluded[n] for n in updates})
-        raise ConfigError(f"unsupported target database: {self.dialect}")
 
     def delete(self, conn: Connection, entity: Entity, keys: Sequence[str], run_id: str,
                now: datetime, *, hard: bool) -> int:
@@ -320,14 +312,15 @@ def _typed(entity: Entity, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _arrow_batch(rows: Sequence[Any], schema: pa.Schema, entity: Entity) -> pa.RecordBatch:
-    columns: list[Sequence[Any]] = (list(zip(*rows, strict=True)) if rows
-                                    else [[] for _ in schema])
+def _arrow_batch(rows: Sequence[Any], schema: pa.Schema) -> pa.RecordBatch:
+    """Driver rows as a batch of `schema`, built column by column. Each driver returns its
+    own types (SQLite: timestamps and dates as text, booleans as 0/1; the others:
+    datetime, date, bool): Arrow infers them, then casts."""
+    columns = zip(*rows, strict=True)
     arrays = []
     for field, values in zip(schema, columns, strict=True):
-        if pa.types.is_timestamp(field.type):
-            arr = pa.array(values, pa.timestamp("us")).cast(field.type)  # stored naive UTC
-        else:
-            arr = pa.array(values, field.type)
-        arrays.append(arr)
+        arr = pa.array(values)
+        if pa.types.is_timestamp(field.type) and not pa.types.is_timestamp(arr.type):
+            arr = arr.cast(pa.timestamp("us"))  # stored as naive UTC text
+        arrays.append(arr.cast(field.type))  # naive UTC timestamps become UTC
     return pa.RecordBatch.from_arrays(arrays, schema=schema)

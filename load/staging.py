@@ -62,13 +62,15 @@ class Staging:
         self._parts[entity.name] = n
         folder = self.root / entity.name
         folder.mkdir(exist_ok=True)
-        pq.write_table(table, folder / f"part-{n:06d}.parquet")
+        # LZ4: a part is written once and read two or three times (merge, export)
+        pq.write_table(table, folder / f"part-{n:06d}.parquet", compression="lz4")
 
-    def parts(self, entity: Entity) -> Iterator[pa.Table]:
-        """The staged parts of `entity`, in staging order."""
+    def parts(self, entity: Entity, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        """The staged parts of `entity` (all columns, or the given ones), in staging
+        order."""
         folder = self.root / entity.name
         for path in sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []:
-            yield pq.read_table(path)
+            yield pq.read_table(path, columns=columns)
 
     def remove(self) -> None:
         """Deletes the staging folder."""

@@ -11,6 +11,9 @@ from enum import StrEnum
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+from transform.keyset import KeyLookup, KeySet, KeysLike, as_arrow
 
 
 class Action(StrEnum):
@@ -28,14 +31,19 @@ WRITES = (Action.CREATED, Action.UPDATED, Action.RESTORED)
 
 
 class KeyIndex:
-    """Stored keys with their row hashes; remembers which keys this run has seen."""
+    """Stored keys with their row hashes; remembers which keys this run has seen.
 
-    def __init__(self, keys: Iterable[str], hashes: np.ndarray, deleted: np.ndarray) -> None:
-        self.keys = pd.Index(list(keys), dtype="str")
+    Keys stay in Arrow buffers (see transform.keyset): a pandas string index would hold a
+    Python str per key once searched, 400 MB for a million-customer store."""
+
+    def __init__(self, keys: KeysLike, hashes: np.ndarray, deleted: np.ndarray) -> None:
+        self._arrow = as_arrow(keys)
+        self.keys = pd.Index(self._arrow.to_pandas(), dtype="str")  # shares the buffers
         self.hashes = np.asarray(hashes, dtype=np.int64)
         self.deleted = np.asarray(deleted, dtype=bool)
         self.seen = np.zeros(len(self.keys), dtype=bool)
-        self.new_keys: set[str] = set()
+        self.new_keys = KeySet()
+        self._lookup: KeyLookup | None = None
 
     @classmethod
     def empty(cls) -> KeyIndex:
@@ -47,11 +55,21 @@ class KeyIndex:
         """Stored keys that are not soft-deleted."""
         return int((~self.deleted).sum())
 
+    def positions(self, keys: KeysLike) -> np.ndarray:
+        """The position of each key among the stored keys, or -1."""
+        if self._lookup is None:
+            self._lookup = KeyLookup(self._arrow)
+        return self._lookup.positions(keys)
+
+    def key_array(self, positions: np.ndarray) -> pa.Array:
+        """The stored keys at `positions`, as Arrow strings."""
+        return self._arrow.take(pa.array(positions, pa.int64()))
+
     def classify(self, keys: pd.Series, hashes: np.ndarray, *,
                  create_only: bool = False) -> np.ndarray:
         """The action per row; marks the keys seen (a repeated key is classified again:
         the pipeline keeps its last occurrence)."""
-        pos = self.keys.get_indexer(pd.Index(keys))
+        pos = self.positions(keys)
         known = pos >= 0
         actions = np.full(len(keys), Action.CREATED.value, dtype=object)
         stored = pos[known]
@@ -62,32 +80,30 @@ class KeyIndex:
             known_actions[:] = Action.UNCHANGED.value
         actions[known] = known_actions
         self.seen[stored] = True
-        self.new_keys.update(keys[~known].tolist())
+        self.new_keys.update(keys[~known])
         return actions
 
     def exists(self, keys: pd.Series) -> np.ndarray:
         """Whether each key names a row that exists after this run (stored and active or
         seen again, or new in this run)."""
-        pos = self.keys.get_indexer(pd.Index(keys, dtype="str"))
+        pos = self.positions(keys)
         hit = pos >= 0
         out = np.zeros(len(keys), bool)
         out[hit] = ~self.deleted[pos[hit]] | self.seen[pos[hit]]
-        new = np.fromiter((k in self.new_keys for k in keys.tolist()), bool, len(keys))
-        result: np.ndarray = out | new
+        result: np.ndarray = out | self.new_keys.contains(keys)
         return result
 
     def mark_present(self, keys: Iterable[str]) -> None:
         """Marks keys present in the snapshot even though their records faulted."""
-        pos = self.keys.get_indexer(pd.Index(list(keys), dtype="str"))
+        pos = self.positions(list(keys))
         self.seen[pos[pos >= 0]] = True
 
     def received(self, keys: list[str]) -> np.ndarray:
         """Whether each key came in this run (stored and seen, or new)."""
-        pos = self.keys.get_indexer(pd.Index(keys, dtype="str"))
+        pos = self.positions(keys)
         seen = np.zeros(len(keys), bool)
         seen[pos >= 0] = self.seen[pos[pos >= 0]]
-        new = np.fromiter((k in self.new_keys for k in keys), bool, len(keys))
-        out: np.ndarray = seen | new
+        out: np.ndarray = seen | self.new_keys.contains(keys)
         return out
 
     def absent(self) -> list[str]:

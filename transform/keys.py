@@ -101,7 +101,8 @@ def row_hashes(entity: Entity, frame: pd.DataFrame) -> np.ndarray:
             continue
         parts.append(pc.binary_join_element_wise(name, _render(kind, frame[name]), RS))
     joined = pc.binary_join_element_wise(*parts, US, null_handling="skip")
-    return np.fromiter(
-        (int.from_bytes(blake2b(s.encode(), digest_size=8).digest(), "big", signed=True)
-         for s in joined.to_pylist()),
-        dtype=np.int64, count=len(frame))
+    # bytes straight from Arrow (no str decode and re-encode); the digests read at once
+    # as big-endian signed 64-bit integers.
+    digests = b"".join([blake2b(s, digest_size=8).digest()
+                        for s in joined.cast(pa.binary()).to_pylist()])
+    return np.frombuffer(digests, dtype=">i8").astype(np.int64)

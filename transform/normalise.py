@@ -30,6 +30,7 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "y"})
 FALSE_WORDS = frozenset({"0", "false", "no", "n"})
 UPPER_CASE = frozenset({"country_id"})
 LOWER_CASE = frozenset({"email"})
+PLAIN_INT = r"^-?[0-9]{1,18}$"  # fits int64; anything else takes pandas' slower parse
 
 
 @dataclass
@@ -46,8 +47,7 @@ class Normalised:
 
 def clean_strings(values: pd.Series) -> pd.Series:
     """Trim, Unicode NFC, and empty string to null."""
-    arr = pa.array(values, type=pa.string(), from_pandas=True)
-    arr = pc.utf8_normalize(pc.utf8_trim_whitespace(arr), "NFC")
+    arr = _nfc(pc.utf8_trim_whitespace(pa.array(values, type=pa.string(), from_pandas=True)))
     arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
     out: pd.Series = arr.to_pandas().astype("str").set_axis(values.index)
     return out
@@ -64,8 +64,25 @@ def clean_street(values: pd.Series) -> pd.Series:
     return text
 
 
+def _nfc(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Unicode NFC, applied only to the values that are not plain ASCII (already NFC)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    data = arr.buffers()[2]
+    if data is None or not (np.frombuffer(data, np.uint8) >= 0x80).any():
+        return arr  # every byte of the data buffer is ASCII
+    wide = pc.invert(pc.fill_null(pc.string_is_ascii(arr), True))
+    return pc.replace_with_mask(arr, wide, pc.utf8_normalize(arr.filter(wide), "NFC"))
+
+
 def to_int(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Integers from text; returns (typed values, mask of unparseable non-nulls)."""
+    arr = pa.array(values, type=pa.string(), from_pandas=True)
+    if pc.all(pc.match_substring_regex(arr, PLAIN_INT), skip_nulls=True).as_py() is not False:
+        # Plain decimal integers, the common case: Arrow casts them exactly.
+        ints = pc.cast(arr, pa.int64()).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+        typed: pd.Series = ints.astype("Int64").set_axis(values.index)
+        return typed, pd.Series(False, index=values.index)
     parsed = pd.to_numeric(values, errors="coerce")
     bad = values.notna() & (parsed.isna() | (parsed != np.floor(parsed)))
     return parsed.where(~bad).astype("Int64"), bad
