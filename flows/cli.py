@@ -131,6 +131,7 @@ def setup_logging(level: str, name: str = "magsync") -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())
     logger.propagate = False
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # chatty at INFO
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
