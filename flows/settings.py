@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     gender_labels: dict[str, int] = {"Male": 1, "Female": 2}
     website_codes: dict[str, int] = {"admin": 0, "base": 1}
     expectations_dir: Path | None = None
-    validation_chunk_rows: int = Field(250_000, ge=1)
+    validation_chunk_rows: int = Field(100_000, ge=1)  # bounds the buffer's memory (bench)
     revalidate: bool = False
     validation: bool = True  # off only to measure what validation costs (bench)
     log_level: str = "INFO"

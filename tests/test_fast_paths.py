@@ -139,3 +139,15 @@ def test_upsert_clears_a_column_null_in_every_new_row(tmp_path: Path) -> None:
                               "deleted_at FROM customer_groups").fetchall() == [
                 (code, "s", "run", "2026-01-02 03:04:05.000000", None)]
     target.dispose()
+
+
+def test_key_set_matches_a_python_set_through_interleaved_updates() -> None:
+    rng = random.Random(7)
+    found, expected = KeySet(), set()
+    for _ in range(60):
+        batch = [f"[{rng.randint(0, 500)}]" for _ in range(rng.randint(0, 40))]
+        found.update(batch)
+        expected.update(batch)
+        probe = [f"[{rng.randint(0, 600)}]" for _ in range(30)]
+        assert found.contains(probe).tolist() == [p in expected for p in probe]
+    assert set(found) == expected

@@ -3,8 +3,8 @@
 A pandas string Index materialises every key as a Python str once it is searched (about
 140 bytes per key: 400 MB for the 3 million keys of a million-customer store). Here the
 keys stay in Arrow buffers; lookups go through a 64-bit digest of each key (computed with
-numpy on the Arrow buffers) in a numpy-backed hash index, and every hit is confirmed by
-comparing the keys themselves, so a digest collision can never answer wrongly: when two
+numpy on the Arrow buffers), searched among the sorted digests, and every hit is confirmed
+by comparing the keys themselves, so a digest collision can never answer wrongly: when two
 different keys share a digest, lookups fall back to comparing strings.
 """
 
@@ -70,34 +70,42 @@ def digests(keys: pa.Array) -> np.ndarray:
 
 
 class KeyLookup:
-    """Positions of keys among fixed Arrow keys (the first position of a repeated key)."""
+    """Positions of keys among fixed Arrow keys (the first position of a repeated key).
 
-    def __init__(self, keys: pa.Array) -> None:
+    The digests are kept sorted, with their positions (16 bytes a key, no hash table);
+    a probe is a binary search, then a comparison of the keys themselves."""
+
+    def __init__(self, keys: pa.Array, own: np.ndarray | None = None) -> None:
         self.keys = keys
-        own = digests(keys)
-        unique, first = np.unique(own, return_index=True)
-        self._first = first
-        self._index = pd.Index(unique)
+        own = digests(keys) if own is None else own
+        self._order = np.argsort(own, kind="stable")
+        self._sorted = own[self._order]
         self._fallback: pd.Series | None = None
-        if len(unique) < len(own):  # repeated digests: repeated keys, or a collision
-            same = pc.equal(keys, keys.take(pa.array(first[np.searchsorted(unique, own)])))
-            if not pc.all(same).as_py():  # two different keys, one digest: by string
+        repeat = np.flatnonzero(self._sorted[1:] == self._sorted[:-1])
+        if len(repeat):  # repeated keys, or two different keys with one digest
+            first = keys.take(pa.array(self._order[repeat]))
+            second = keys.take(pa.array(self._order[repeat + 1]))
+            if not pc.all(pc.equal(first, second)).as_py():
                 by_key = pd.Series(np.arange(len(keys)),
                                    index=pd.Index(keys.to_pandas(), dtype="str"))
                 self._fallback = by_key[~by_key.index.duplicated(keep="first")]
 
-    def positions(self, probe: KeysLike) -> np.ndarray:
-        """The position of each probe key among the keys, or -1."""
+    def positions(self, probe: KeysLike, sought: np.ndarray | None = None) -> np.ndarray:
+        """The position of each probe key among the keys, or -1 (`sought`: the probe's
+        digests, when already known)."""
         wanted = as_arrow(probe)
         pos = np.full(len(wanted), -1, np.int64)
-        if self._fallback is not None:
+        if self._fallback is not None:  # rare: compare strings
             at = self._fallback.index.get_indexer(pd.Index(wanted.to_pandas(), dtype="str"))
             pos[at >= 0] = self._fallback.to_numpy()[at[at >= 0]]
             return pos
-        at = self._index.get_indexer(digests(wanted))
-        hit = np.flatnonzero(at >= 0)
+        if not len(self._sorted) or not len(wanted):
+            return pos
+        sought = digests(wanted) if sought is None else sought
+        at = np.minimum(np.searchsorted(self._sorted, sought), len(self._sorted) - 1)
+        hit = np.flatnonzero(self._sorted[at] == sought)
         if len(hit):  # confirm each digest hit by comparing the keys
-            candidate = self._first[at[hit]]
+            candidate = self._order[at[hit]]
             same = pc.fill_null(pc.equal(self.keys.take(pa.array(candidate)),
                                          wanted.take(pa.array(hit))), False)
             same = same.to_numpy(zero_copy_only=False)
@@ -106,25 +114,31 @@ class KeyLookup:
 
 
 class KeySet:
-    """A growing set of keys kept as Arrow strings, with exact membership tests."""
+    """A growing set of keys kept as Arrow strings, with exact membership tests.
+
+    Keys added since the last test become a new lookup segment; a segment no larger than
+    the next is merged into it (sizes roughly double from segment to segment), so a key
+    is digested once, re-sorted a logarithmic number of times, and a test searches a
+    logarithmic number of segments."""
 
     def __init__(self) -> None:
-        self._chunks: list[pa.Array] = []
-        self._lookup: KeyLookup | None = None
+        self._pending: list[pa.Array] = []
+        self._segments: list[tuple[pa.Array, np.ndarray, KeyLookup]] = []
 
     def update(self, keys: KeysLike) -> None:
         """Adds keys (repeats are harmless)."""
         arr = as_arrow(keys)
         if len(arr):
-            self._chunks.append(arr)
-            self._lookup = None
+            self._pending.append(arr)
 
     def __iter__(self) -> Iterator[str]:
-        for chunk in self._chunks:
+        for keys, _, _ in self._segments:
+            yield from keys.to_pylist()
+        for chunk in self._pending:
             yield from chunk.to_pylist()
 
     def __len__(self) -> int:
-        return sum(len(c) for c in self._chunks)
+        return sum(len(k) for k, _, _ in self._segments) + sum(len(c) for c in self._pending)
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and bool(self.contains([key])[0])
@@ -132,9 +146,22 @@ class KeySet:
     def contains(self, keys: KeysLike) -> np.ndarray:
         """Whether each key is in the set."""
         wanted = as_arrow(keys)
-        if not self._chunks:
-            return np.zeros(len(wanted), bool)
-        if self._lookup is None:
-            self._lookup = KeyLookup(pa.concat_arrays(self._chunks))
-        found: np.ndarray = self._lookup.positions(wanted) >= 0
+        self._settle()
+        found = np.zeros(len(wanted), bool)
+        sought = digests(wanted)
+        for _, _, lookup in self._segments:
+            found |= lookup.positions(wanted, sought) >= 0
         return found
+
+    def _settle(self) -> None:
+        """Turns the pending keys into a segment, merging smaller segments into it."""
+        if not self._pending:
+            return
+        keys = pa.concat_arrays(self._pending)
+        own = digests(keys)
+        self._pending = []
+        while self._segments and len(self._segments[-1][0]) <= len(keys):
+            older, older_digests, _ = self._segments.pop()
+            keys = pa.concat_arrays([older, keys])
+            own = np.concatenate([older_digests, own])
+        self._segments.append((keys, own, KeyLookup(keys, own)))
