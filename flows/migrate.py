@@ -22,15 +22,10 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import SettingsConfigDict
 
 from flows.pipeline import BUNDLED_SUITES, magsync_version, new_run_id
-from flows.settings import Settings, SourceSettings
+from flows.settings import LayeredSettings, Settings, SourceSettings, load_layered
 from load.idmap import IdMap
 from load.magento_target import (
     MagentoTarget,
@@ -73,7 +68,7 @@ class MagentoTargetSettings(BaseModel):
     concurrency: int = Field(2, ge=1, le=16)
 
 
-class MigrateSettings(BaseSettings):
+class MigrateSettings(LayeredSettings):
     """Every knob of a migration: defaults < magsync-migrate.toml < MAGSYNC_* < CLI."""
 
     model_config = SettingsConfigDict(env_prefix="MAGSYNC_", env_nested_delimiter="__",
@@ -109,23 +104,11 @@ class MigrateSettings(BaseSettings):
         """The id map's SQLite file."""
         return self.state_path or self.output_dir / "migrate-state.sqlite"
 
-    @classmethod
-    def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """CLI (init) over environment over the TOML file over defaults."""
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
 
 def load_migrate_settings(config_file: Path | None = None, **overrides: Any) -> MigrateSettings:
     """Settings from the layers, with `overrides` (CLI arguments) on top."""
-    if config_file is not None:
-        class FromFile(MigrateSettings):
-            model_config = SettingsConfigDict(toml_file=config_file)
-        return FromFile(**overrides)
-    return MigrateSettings(**overrides)
+    return load_layered(MigrateSettings, config_file, **overrides)
 
 
 # --- opening both ends -------------------------------------------------------------------

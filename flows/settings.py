@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -50,7 +50,36 @@ class TargetSettings(BaseModel):
     wait_lock_s: float = 0.0
 
 
-class Settings(BaseSettings):
+T = TypeVar("T", bound="LayeredSettings")
+
+
+class LayeredSettings(BaseSettings):
+    """Base of every settings object: CLI (init) over environment over TOML over defaults."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """CLI (init) over environment over the TOML file over defaults."""
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_layered(cls: type[T], config_file: Path | None, **overrides: Any) -> T:
+    """An instance of `cls` from its layers, reading `config_file` instead of the default
+    TOML file when one is given."""
+    if config_file is None:
+        return cls(**overrides)
+    from_file = type(f"{cls.__name__}FromFile", (cls,),
+                     {"model_config": SettingsConfigDict(toml_file=config_file)})
+    return from_file(**overrides)  # type: ignore[no-any-return]
+
+
+class Settings(LayeredSettings):
     """Every knob of a run, typed."""
 
     model_config = SettingsConfigDict(env_prefix="MAGSYNC_", env_nested_delimiter="__",
@@ -86,23 +115,6 @@ class Settings(BaseSettings):
         """The target URL, defaulting to a SQLite file under output_dir."""
         return self.target.url or f"sqlite:///{self.output_dir / 'magsync.sqlite'}"
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """CLI (init) over environment over the TOML file over defaults."""
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
-
-
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from the layers, with `overrides` (CLI arguments) on top."""
-    if config_file is not None:
-        class FromFile(Settings):
-            model_config = SettingsConfigDict(toml_file=config_file)
-        return FromFile(**overrides)
-    return Settings(**overrides)
+    return load_layered(Settings, config_file, **overrides)
