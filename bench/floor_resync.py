@@ -36,18 +36,7 @@ from transform.schema import Column, Entity, Kind  # noqa: E402
 
 CLOCK.imported()
 
-KEY, HASH = "record_key", "row_hash"
-
-
-def keyed(customers: pa.Table, addresses: pa.Table, parent: np.ndarray
-          ) -> tuple[pa.Table, pa.Table]:
-    """Both tables with their record_key as the first column."""
-    cust_keys = pc.binary_join_element_wise(
-        customers["website_id"], pc.utf8_lower(customers["email"]), ",")
-    starts = np.searchsorted(parent, parent, side="left")
-    ordinal = pa.array(np.arange(len(parent)) - starts + 1).cast(pa.string())
-    addr_keys = pc.binary_join_element_wise(pc.take(cust_keys, pa.array(parent)), ordinal, "#")
-    return customers.add_column(0, KEY, cust_keys), addresses.add_column(0, KEY, addr_keys)
+KEY, HASH = fc.KEY, "row_hash"
 
 
 def hashed(name: str, table: pa.Table) -> pa.Table:
@@ -87,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     CLOCK.begin()
     customers, addresses, parent = fc.split(fc.read_export(args.input))
-    customers, addresses = keyed(customers, addresses, parent)
+    customers, addresses = fc.keyed(customers, addresses, parent)
     entities = {"customers": hashed("customer", customers),
                 "customer_addresses": hashed("address", addresses)}
     conn = sqlite3.connect(args.workdir / "floor.sqlite")
