@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW := ignore
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
-.PHONY: install run test lint typecheck pytest bench sample clean
+.PHONY: install run test lint typecheck pytest bench bench-soap sample clean
 
 install: $(STAMP)
 
@@ -35,6 +35,9 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.run --scale $(SCALE)
+
+bench-soap: $(STAMP)
+	$(PY) -m bench.soap
 
 sample: $(STAMP)
 	$(PY) data/make_sample.py
