@@ -30,7 +30,7 @@ from load.staging import Staging
 from transform.diff import Action, KeyIndex
 from transform.errors import GuardRefusedError
 from transform.faults import Fault
-from transform.schema import LOAD_ORDER
+from transform.schema import LOAD_ORDER, Entity
 from transform.validate import SuiteValidator, ValidationOutcome, build_data_docs
 
 log = logging.getLogger("magsync")
@@ -198,10 +198,7 @@ def merge(run: Run) -> None:
                     target.delete(conn, entity, deletes, run.run_id, now,
                                   hard=run.settings.hard_delete)
         for entity in LOAD_ORDER:
-            for part in run.staging.parts(entity):
-                with target.begin() as conn:
-                    target.upsert(conn, entity, part, run.run_id, now)
-                    crash_point("merge-transaction")
+            _merge_entity(run, entity, now)
         crash_point("after-commit")
         with target.begin() as conn:
             target.write_faults(conn, run.faults, run.run_id, now)
@@ -211,6 +208,21 @@ def merge(run: Run) -> None:
             cleared = _clear_corrected_faults(run, conn)
             if cleared:
                 run.report.notes.append(f"{cleared} earlier fault(s) cleared by corrected records")
+
+
+def _merge_entity(run: Run, entity: Entity, now: datetime) -> None:
+    """Upserts the staged parts: into a populated table a transaction per part (a rerun
+    carries on); into an empty SQLite table one bulk transaction (a rerun starts over)."""
+    target = run.target
+    parts = run.staging.parts(entity)
+    if target.can_bulk_load(entity):
+        target.bulk_load(entity, parts, run.staging.root / f"{entity.name}-merge.sqlite",
+                         run.run_id, now, before_commit=partial(crash_point, "merge-transaction"))
+        return
+    for part in parts:
+        with target.begin() as conn:
+            target.upsert(conn, entity, part, run.run_id, now)
+            crash_point("merge-transaction")
 
 
 def _clear_corrected_faults(run: Run, conn: Connection) -> int:

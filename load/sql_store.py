@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,13 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
 from load.parquet_export import keyed_schema
-from load.sql_bulk import bulk_upsert, param_marker, streaming_cursor
+from load.sql_bulk import (
+    bulk_upsert,
+    param_marker,
+    sqlite_bulk_insert,
+    sqlite_select_arrow,
+    streaming_cursor,
+)
 from load.tables import FAULTS, RUNS, STATE, TABLES
 from transform.diff import KeyIndex
 from transform.errors import ConfigError
@@ -108,8 +114,10 @@ class SqlTarget:
         sql = (f"SELECT record_key, row_hash, deleted_at IS NOT NULL "
                f"FROM {quote(TABLES[entity.name].name)} "
                f"WHERE source = {param_marker(self.engine.dialect)}")
-        keys, hashes, deleted = [], [], []
         with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                return _key_index(sqlite_select_arrow(conn, sql, (self.source,)))
+            keys, hashes, deleted = [], [], []
             cur = streaming_cursor(conn)  # raw rows: no per-value result processing
             try:
                 cur.execute(sql, (self.source,))
@@ -185,6 +193,26 @@ class SqlTarget:
     def begin(self) -> Any:
         """A transaction: `with target.begin() as conn:`."""
         return self.engine.begin()
+
+    def is_empty(self, entity: Entity) -> bool:
+        """Whether the entity's table holds no row at all (of any source)."""
+        table = TABLES[entity.name]
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() \
+                is None
+
+    def can_bulk_load(self, entity: Entity) -> bool:
+        """Whether `bulk_load` applies: a SQLite target whose entity table is empty."""
+        return self.dialect == "sqlite" and self.is_empty(entity)
+
+    def bulk_load(self, entity: Entity, parts: Iterable[pa.Table], scratch: Path,
+                  run_id: str, now: datetime, before_commit: Callable[[], None]) -> int:
+        """Loads staged parts into an empty SQLite table in one transaction (see
+        load/sql_bulk.py::sqlite_bulk_insert); returns the rows loaded."""
+        with self.engine.connect() as conn:
+            return sqlite_bulk_insert(
+                conn, TABLES[entity.name], (self._rows(entity, p) for p in parts), scratch,
+                {"source": self.source, "run_id": run_id, "loaded_at": now}, before_commit)
 
     def upsert(self, conn: Connection, entity: Entity, staged: pa.Table, run_id: str,
                now: datetime) -> int:
@@ -310,6 +338,16 @@ def _typed(entity: Entity, frame: pd.DataFrame) -> pd.DataFrame:
             out[col.name] = out[col.name].astype(PANDAS_DTYPES[col.kind])  # type: ignore[call-overload]
     out[EXTRA_COL] = out[EXTRA_COL].astype("str")
     return out
+
+
+def _key_index(table: pa.Table) -> KeyIndex:
+    """A KeyIndex from (record_key, row_hash, deleted) columns."""
+    if table.num_rows == 0:
+        return KeyIndex.empty()
+    keys, hashes, deleted = table.columns
+    return KeyIndex(keys.cast(pa.string()),
+                    hashes.cast(pa.int64()).to_numpy(),
+                    deleted.cast(pa.bool_()).to_numpy())
 
 
 def _arrow_batch(rows: Sequence[Any], schema: pa.Schema) -> pa.RecordBatch:

@@ -151,3 +151,87 @@ def test_key_set_matches_a_python_set_through_interleaved_updates() -> None:
         probe = [f"[{rng.randint(0, 600)}]" for _ in range(30)]
         assert found.contains(probe).tolist() == [p in expected for p in probe]
     assert set(found) == expected
+
+
+def _staged_customers(rows: list[tuple[str, str, int]]) -> pa.Table:
+    """Staged customer rows (record_key, email, row_hash), every other column null."""
+    from load.staging import staged_schema
+    from transform.schema import CUSTOMER
+
+    schema = staged_schema(CUSTOMER, with_secrets=False)
+    return pa.Table.from_pylist(
+        [{"record_key": key, "row_hash": hashed, "_action": "created", "email": email,
+          "website_id": 1, "firstname": "Zoë", "created_at": datetime(2020, 1, 2, tzinfo=UTC),
+          "dob": date(1990, 5, 6), "_source": "f.csv", "_line": i + 2}
+         for i, (key, email, hashed) in enumerate(rows)], schema=schema)
+
+
+def test_bulk_load_stores_what_the_per_part_upsert_stores(tmp_path: Path) -> None:
+    from load.sql_store import SqlTarget
+    from transform.schema import CUSTOMER
+
+    parts = [_staged_customers([("[2]", "b@x.io", 1), ("[1]", "a@x.io", 2)]),
+             _staged_customers([("[3]", "c@x.io", 3), ("[2]", "b2@x.io", 4)])]  # [2] again
+    now = datetime(2026, 1, 2, 3, 4, 5)
+    stored = {}
+    for mode in ("bulk", "upsert"):
+        target = SqlTarget(f"sqlite:///{tmp_path}/{mode}.sqlite", source="s")
+        target.migrate()
+        assert target.can_bulk_load(CUSTOMER)
+        if mode == "bulk":
+            loaded = target.bulk_load(CUSTOMER, iter(parts), tmp_path / "scratch.sqlite",
+                                      "run", now, before_commit=lambda: None)
+            assert loaded == 4 and not (tmp_path / "scratch.sqlite").exists()
+        else:
+            for part in parts:
+                with target.begin() as conn:
+                    target.upsert(conn, CUSTOMER, part, "run", now)
+        assert not target.can_bulk_load(CUSTOMER)
+        target.dispose()
+        with sqlite3.connect(tmp_path / f"{mode}.sqlite") as db:
+            stored[mode] = db.execute("SELECT * FROM customers ORDER BY record_key").fetchall()
+            indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master "
+                                                "WHERE type = 'index'")}
+            assert "ix_customers_email" in indexes
+    assert stored["bulk"] == stored["upsert"]
+    assert [row[:2] for row in stored["bulk"]] == [("s", "[1]"), ("s", "[2]"), ("s", "[3]")]
+    assert "b2@x.io" in stored["bulk"][1]  # the later occurrence of a repeated key wins
+
+
+def test_bulk_load_interrupted_before_commit_leaves_the_table_as_it_was(tmp_path: Path
+                                                                          ) -> None:
+    from load.sql_store import SqlTarget
+    from transform.schema import CUSTOMER
+
+    target = SqlTarget(f"sqlite:///{tmp_path}/t.sqlite", source="s")
+    target.migrate()
+
+    def crash() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        target.bulk_load(CUSTOMER, iter([_staged_customers([("[1]", "a@x.io", 1)])]),
+                         tmp_path / "scratch.sqlite", "run", datetime(2026, 1, 2), crash)
+    assert target.can_bulk_load(CUSTOMER) and not (tmp_path / "scratch.sqlite").exists()
+    target.dispose()
+    with sqlite3.connect(tmp_path / "t.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM customers").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = "
+                          "'ix_customers_email'").fetchone() == (1,)
+
+
+def test_sqlite_select_arrow_returns_the_rows_sqlite_returns(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from load.sql_bulk import sqlite_select_arrow
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/t.sqlite")
+    rows = [("é", 2**62, None), ("a\nb", -1, "2020-01-01"), ("", 0, None)]
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (k TEXT, h INTEGER, d TEXT)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (?, ?, ?)", rows)
+    with engine.connect() as conn:
+        got = sqlite_select_arrow(conn, "SELECT k, h, d IS NOT NULL FROM t WHERE h <> ?", (5,))
+    assert [tuple(r.values()) for r in got.to_pylist()] == [
+        (k, h, int(d is not None)) for k, h, d in rows]
+    engine.dispose()
