@@ -227,14 +227,16 @@ def _ingest(parts: Iterable[pa.Table], scratch: Path) -> list[str]:
     return names
 
 
-def sqlite_select_arrow(conn: Connection, sql: str, params: tuple[Any, ...]) -> pa.Table:
+def sqlite_select_arrow(conn: Connection, sql: str, params: tuple[Any, ...],
+                        scratch_dir: Path | None = None) -> pa.Table:
     """The result of a SQLite query as an Arrow table, without a Python object per value.
 
-    SQLite copies the result into a scratch database (`CREATE TABLE ... AS`, in C); the
-    ADBC driver reads it back as Arrow once Python's sqlite3 has let go of it (the target
-    file itself is never opened by a second SQLite library: see sqlite_bulk_insert)."""
+    SQLite copies the result into a scratch database in `scratch_dir` (default: the
+    system's temporary folder) with `CREATE TABLE ... AS`, in C; the ADBC driver reads it
+    back as Arrow once Python's sqlite3 has let go of it (the target file itself is never
+    opened by a second SQLite library: see sqlite_bulk_insert)."""
     raw = conn.connection.driver_connection
-    with tempfile.TemporaryDirectory(prefix="magsync-") as folder:
+    with tempfile.TemporaryDirectory(prefix="magsync-", dir=scratch_dir) as folder:
         scratch = Path(folder) / "select.sqlite"
         raw.execute("ATTACH DATABASE ? AS magsync_scratch", (str(scratch),))  # type: ignore[union-attr]
         try:

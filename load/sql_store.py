@@ -116,7 +116,10 @@ class SqlTarget:
                f"WHERE source = {param_marker(self.engine.dialect)}")
         with self.engine.connect() as conn:
             if self.dialect == "sqlite":
-                return _key_index(sqlite_select_arrow(conn, sql, (self.source,)))
+                database = self.engine.url.database  # scratch beside it: same disk, room
+                folder = Path(database).parent if database and database != ":memory:" \
+                    else None
+                return _key_index(sqlite_select_arrow(conn, sql, (self.source,), folder))
             keys, hashes, deleted = [], [], []
             cur = streaming_cursor(conn)  # raw rows: no per-value result processing
             try:
