@@ -180,7 +180,6 @@ def sqlite_bulk_insert(conn: Connection, table: sa.Table, parts: Iterable[pa.Tab
     names = _ingest(parts, scratch)
     if not names:
         return 0
-    raw = conn.connection.driver_connection
     quote = conn.dialect.identifier_preparer.quote
     cols = ", ".join(map(quote, names))
     fixed = ", ".join(map(quote, constants))
