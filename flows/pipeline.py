@@ -162,8 +162,8 @@ def plan_deletes(run: Run) -> None:
         crash_point("delete-detection")
         plan.deletes = plan.index.absent()
         run.report.count(entity.name, Action.DELETED.value, len(plan.deletes))
-        run.records.write({"entity": [entity.name] * len(plan.deletes), "key": plan.deletes,
-                           "action": [Action.DELETED.value] * len(plan.deletes)})
+        run.records.write({"entity": entity.name, "key": plan.deletes,
+                           "action": Action.DELETED.value})
 
 
 def check_guards(run: Run) -> None:

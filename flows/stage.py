@@ -174,12 +174,12 @@ def stage_rows(run: Run, entity: Entity, frame: pd.DataFrame, actions: np.ndarra
         changed[updated] = _changed_fields(run, entity, staged[updated])
     run.staging.add(entity, staged, staged_actions)
     run.records.write({
-        "entity": [entity.name] * len(staged),
-        "key": staged[KEY_COL].tolist(),
-        "action": staged_actions.tolist(),
-        "changed_fields": changed.tolist(),
-        "source": staged["_source"].tolist() if "_source" in staged else None,
-        "source_line": staged["_line"].tolist() if "_line" in staged else None,
+        "entity": entity.name,
+        "key": staged[KEY_COL],
+        "action": staged_actions.astype("str"),
+        "changed_fields": changed,
+        "source": staged.get("_source"),
+        "source_line": staged.get("_line"),
     })
 
 

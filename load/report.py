@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -49,13 +50,13 @@ class RecordsWriter:
         self._parts = 0
 
     def write(self, columns: dict[str, Any]) -> None:
-        """Appends records given as equal-length columns (missing columns are null)."""
-        length = len(next(iter(columns.values())))
+        """Appends records given as equal-length columns (lists, arrays or Series); a str
+        is the same value on every record; missing columns are null."""
+        length = next((len(v) for v in columns.values() if not isinstance(v, str | None)), 0)
         if length == 0:
             return
-        columns = {"run_id": [self.run_id] * length, **columns}
-        arrays = [pa.array(columns.get(f.name) or [None] * length, f.type, from_pandas=True)
-                  for f in RECORD_SCHEMA]
+        columns = {"run_id": self.run_id, **columns}
+        arrays = [_column(columns.get(f.name), f.type, length) for f in RECORD_SCHEMA]
         self._parts += 1
         part = self.parts_dir / f"part-{self._parts:06d}.parquet"
         pq.write_table(pa.Table.from_arrays(arrays, schema=RECORD_SCHEMA), part)
@@ -89,6 +90,15 @@ class RecordsWriter:
                 parquet.write_table(table)
                 csv_out.write_table(table)
         shutil.rmtree(self.parts_dir, ignore_errors=True)
+
+
+def _column(values: Any, type_: pa.DataType, length: int) -> pa.Array:
+    """One records column, built by Arrow (no Python object per record for constants)."""
+    if values is None:
+        return pa.nulls(length, type_)
+    if isinstance(values, str):
+        return pc.fill_null(pa.nulls(length, type_), pa.scalar(values, type_))
+    return pa.array(values, type_, from_pandas=True)
 
 
 @dataclass
