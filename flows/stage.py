@@ -91,7 +91,7 @@ def stage_batch(run: Run, prepared: Prepared) -> None:
     if entity is GROUP:
         frame = frame.assign(**{DERIVED_COL: prepared.derived})
     pending = run.pending.setdefault(entity.name, Pending())
-    pending.frames.append(frame[waiting])
+    pending.frames.append(_where(frame, waiting))
     pending.actions.append(actions[waiting])
     pending.rows += int(waiting.sum())
     if pending.rows >= run.settings.validation_chunk_rows:
@@ -117,15 +117,15 @@ def check_and_stage(run: Run, entity: Entity, frame: pd.DataFrame, actions: np.n
         faults += _duplicates(entity, frame[earlier])
         good &= ~earlier
     with run.report.timed("integrity"):
-        ok, more = _integrity(run, entity, frame[good])
+        ok, more = _integrity(run, entity, _where(frame, good))
         good[np.flatnonzero(good)[~ok]] = False
         faults += more
     if run.validator is None:
         record_faults(run, faults)
-        stage_rows(run, entity, frame[good], actions[good])
+        stage_rows(run, entity, _where(frame, good), actions[good])
         return
     with run.report.timed("validate"):
-        checked = frame[good].drop(columns=entity.secret_names, errors="ignore")
+        checked = _where(frame, good).drop(columns=entity.secret_names, errors="ignore")
         outcome = run.validator.validate(entity, checked)
         good[np.flatnonzero(good)[~outcome.good.to_numpy(dtype=bool)]] = False
         faults += outcome.faults
@@ -134,7 +134,7 @@ def check_and_stage(run: Run, entity: Entity, frame: pd.DataFrame, actions: np.n
     if entity is CUSTOMER:
         run.faulted_customers.update(f.key for f in faults if f.key)
     record_faults(run, faults)
-    stage_rows(run, entity, frame[good], actions[good])
+    stage_rows(run, entity, _where(frame, good), actions[good])
 
 
 def _integrity(run: Run, entity: Entity, frame: pd.DataFrame) -> tuple[np.ndarray, list[Fault]]:
@@ -164,7 +164,7 @@ def stage_rows(run: Run, entity: Entity, frame: pd.DataFrame, actions: np.ndarra
     run.report.count(entity.name, Action.UNCHANGED.value, int((~writes).sum()))
     if not writes.any():
         return
-    staged = frame[writes].drop(columns=[DERIVED_COL], errors="ignore")
+    staged = _where(frame, writes).drop(columns=[DERIVED_COL], errors="ignore")
     staged_actions = pd.Series(actions[writes], index=staged.index)
     for action in WRITES:
         run.report.count(entity.name, action.value, int((staged_actions == action.value).sum()))
@@ -192,6 +192,12 @@ def _changed_fields(run: Run, entity: Entity, new: pd.DataFrame) -> list[str]:
     names = changed_fields(new.reindex(columns=columns), aligned.reindex(columns=columns),
                            columns)
     return [n if n else "secret attributes" for n in names]
+
+
+def _where(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """The rows of `frame` where `mask` holds; `frame` itself when it holds everywhere
+    (the common case: a boolean take copies every column)."""
+    return frame if mask.all() else frame[mask]
 
 
 def _duplicates(entity: Entity, frame: pd.DataFrame) -> list[Fault]:
