@@ -55,18 +55,33 @@ def digests(keys: pa.Array) -> np.ndarray:
     offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset:arr.offset + n + 1]
     data = arr.buffers()[2]
     raw = np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8)
-    windows = np.lib.stride_tricks.sliding_window_view(
-        np.concatenate([raw, np.zeros(8, np.uint8)]), 8)
     starts = offsets[:-1]
     lengths = offsets[1:] - starts
     with np.errstate(over="ignore"):
         h = lengths.astype(np.uint64) * _MUL + _SEED
         for w in range(0, int(lengths.max()), 8):
             rows = np.flatnonzero(lengths > w)
-            word = np.ascontiguousarray(windows[starts[rows] + w]).view(np.uint64).ravel()
+            word = _words(raw, starts[rows] + w)
             word &= _MASKS[np.minimum(lengths[rows] - w, 8)]
             h[rows] = _mix(h[rows] ^ word)
         return _mix(h)
+
+
+def _words(raw: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The 8 bytes from each position of `raw` as uint64, zero past its end (only the
+    last 8 bytes are copied to pad them, never the whole buffer)."""
+    word = np.zeros(len(at), np.uint64)
+    inside = at + 8 <= len(raw)
+    if len(raw) >= 8:
+        windows = np.lib.stride_tricks.sliding_window_view(raw, 8)
+        word[inside] = np.ascontiguousarray(windows[at[inside]]).view(np.uint64).ravel()
+    if not inside.all():
+        tail_start = max(0, len(raw) - 8)
+        tail = np.concatenate([raw[tail_start:], np.zeros(8, np.uint8)])
+        tail_windows = np.lib.stride_tricks.sliding_window_view(tail, 8)
+        word[~inside] = np.ascontiguousarray(
+            tail_windows[at[~inside] - tail_start]).view(np.uint64).ravel()
+    return word
 
 
 class KeyLookup:
@@ -78,7 +93,8 @@ class KeyLookup:
     def __init__(self, keys: pa.Array, own: np.ndarray | None = None) -> None:
         self.keys = keys
         own = digests(keys) if own is None else own
-        self._order = np.argsort(own, kind="stable")
+        order = np.argsort(own, kind="stable")  # int32 where it fits: 4 bytes a key less
+        self._order = order.astype(np.int32) if len(order) < 2**31 else order
         self._sorted = own[self._order]
         self._fallback: pd.Series | None = None
         repeat = np.flatnonzero(self._sorted[1:] == self._sorted[:-1])
