@@ -6,6 +6,7 @@ import csv
 import io
 import random
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -22,39 +23,63 @@ from transform.keyset import KeyLookup, KeySet, digests
 from transform.normalise import to_int
 
 
-def reference_records(block: bytes) -> list[tuple[int, int]]:
-    """(start line, field count) of each complete record, by walking the bytes."""
-    out, fields, quoted, line, start_line, at_start = [], 1, False, 1, 1, True
-    for byte in block:
-        if at_start:
-            start_line, at_start = line, False
-        if byte == ord('"'):
-            quoted = not quoted
-        elif byte == ord(",") and not quoted:
-            fields += 1
-        elif byte == ord("\n"):
-            line += 1
-            if not quoted:
-                out.append((start_line, fields))
-                fields, at_start = 1, True
-    return out
+def reference_records(block: bytes, at_eof: bool) -> tuple[list[tuple[int, int]], bool]:
+    """(start line, field count) of each complete record as csv.reader reads the block from
+    a file opened with newline='' (a blank line is a record of 0 fields), and whether the
+    last one ends inside an open quote. Mid-file, a line is complete when it ends in LF, or
+    in CR before more bytes (a CR ending the block may be half of CR LF), and a record is
+    complete when csv.reader needs no line past those."""
+    lines = block.splitlines(keepends=True)
+    if not at_eof and lines and not lines[-1].endswith(b"\n"):
+        lines.pop()
+    ran_out = []
+
+    def feed() -> Iterator[str]:
+        yield from (line.decode() for line in lines)
+        ran_out.append(True)
+
+    reader = csv.reader(feed())
+    out, unterminated = [], False
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        if ran_out:  # csv.reader ran out of lines inside a quoted field
+            if at_eof:
+                out.append((start, len(row)))
+                unterminated = True
+            break
+        out.append((start, len(row)))
+    return out, unterminated
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_record_boundaries_and_field_counts(seed: int) -> None:
+@pytest.mark.parametrize("at_eof", [False, True])
+def test_record_boundaries_and_field_counts(seed: int, at_eof: bool) -> None:
     rng = random.Random(seed)
-    pieces = [b'"', b",", b"\n", b"a", b'""', b",,", b"\r"]
+    pieces = [b'"', b",", b"\n", b"a", b'""', b",,", b"\r", b"\r\n", b'a"b', b'"a"b']
     for _ in range(400):
         block = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
-        records, _ = _find_records(block, 1, at_eof=False)
+        records, consumed = _find_records(block, 1, at_eof=at_eof)
         got = list(zip(records.lines.tolist(), records.fields.tolist(), strict=True))
-        assert got == reference_records(block), block
+        expected, unterminated = reference_records(block, at_eof)
+        assert got == expected, block
+        assert records.unterminated == unterminated, block
+        assert consumed <= len(block) and (consumed == len(block)) >= at_eof, block
+
+
+def test_delimiter_is_a_parameter() -> None:
+    block = b'a;"b;c";O"Neil\n1;2\n'
+    records, _ = _find_records(block, 1, at_eof=True, delimiter=b";")
+    assert records.fields.tolist() == [3, 2]
 
 
 def test_field_counts_match_the_csv_module() -> None:
-    text = 'a,"b,c",d\n"x\ny",,"q""r,"\n'
+    text = 'a,"b,c",d\n"x\ny",,"q""r,"\nO"Neil,"a"b,c\r\n'
     records, _ = _find_records(text.encode(), 1, at_eof=True)
-    assert records.fields.tolist() == [len(r) for r in csv.reader(io.StringIO(text))]
+    assert records.fields.tolist() == [len(r) for r in csv.reader(io.StringIO(text, newline=""))]
 
 
 def test_digest_lookup_is_exact_even_when_digests_collide(monkeypatch: pytest.MonkeyPatch
