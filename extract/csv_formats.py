@@ -52,15 +52,21 @@ IGNORED = frozenset({"password", "rp_customer_id", "vat_is_valid", "vat_request_
                      "vat_request_id", "vat_request_success"})
 
 
-def detect(header: list[str]) -> Format:
-    """The format of a file, from its header; SourceFatalError when unrecognised."""
+def detect(header: list[str], where: str = "CSV file") -> Format:
+    """The format of a file, from its (lower-case) header; SourceFatalError when
+    unrecognised or when a Magento export lacks a column it always has."""
     names = set(header)
-    if "_email" in names and "_website" in names:
+    has_address = any(n.startswith(ADDRESS_PREFIX) for n in names)
+    if "_website" not in names and ("_email" in names or ("email" in names and has_address)):
+        # Magento's export: read as canonical it would lose every address, silently.
+        kind = "Customer Addresses" if "_email" in names else "CE customer"
+        raise SourceFatalError(
+            f"{where}: a Magento {kind} export without the _website column (the customer's "
+            "website code, always written by Magento): add it or export again")
+    if "_email" in names:
         return Format.EE_ADDRESSES
     if "email" in names and "_website" in names:
-        if any(n.startswith(ADDRESS_PREFIX) for n in names):
-            return Format.CE_ONE_FILE
-        return Format.EE_MAIN
+        return Format.CE_ONE_FILE if has_address else Format.EE_MAIN
     if "customer_group_id" in names and "email" not in names:
         return Format.CANONICAL_GROUPS
     if "email" in names and "website_id" in names:
@@ -68,7 +74,7 @@ def detect(header: list[str]) -> Format:
     if "street" in names and ({"customer_key", "customer_id"} & names):
         return Format.CANONICAL_ADDRESSES
     raise SourceFatalError(
-        "unrecognised CSV header (expected a Magento customer export or a magsync "
+        f"{where}: unrecognised CSV header (expected a Magento customer export or a magsync "
         f"canonical file): {', '.join(header[:8])}{', …' if len(header) > 8 else ''}")
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from extract.csv_open import Opener, check_header, split_header
 from transform.faults import Fault, Stage
 from transform.schema import LINE_COL, NEVER_READ, SOURCE_COL
 
@@ -49,13 +50,15 @@ class RawChunk:
     bad_lines: list[int] = field(default_factory=list)  # start lines of faulted records
 
 
-def read_header(path: Path) -> list[str]:
-    """The header of a CSV file: names stripped of BOM and spaces."""
-    with path.open("rb") as fh:
+def read_header(path: Path, *, opener: Opener | None = None, delimiter: str = ",") -> list[str]:
+    """The header of a CSV file: names stripped of BOM and spaces, in lower case;
+    SourceFatalError for a repeated name or a header that splits on another delimiter."""
+    with opener() if opener else path.open("rb") as fh:
         first = fh.readline()
         # A quoted header name could contain a newline; real exports never do.
-    text = first.removeprefix(BOM).decode("utf-8", errors="replace")
-    return [name.strip() for name in next(csv.reader(io.StringIO(text)))]
+    names = split_header(first, delimiter)
+    check_header(path, names, first, delimiter)
+    return names
 
 
 @dataclass
@@ -328,12 +331,16 @@ class CsvRecordReader:
         entity: str,
         batch_size: int = 50_000,
         block_bytes: int = 8 << 20,
+        opener: Opener | None = None,
+        delimiter: str = ",",
     ) -> None:
         self.path = path
+        self.opener: Opener = opener or (lambda: path.open("rb"))
+        self.delimiter = delimiter
         self.entity = entity
         self.batch_size = max(1, batch_size)
         self.block_bytes = max(64, block_bytes)
-        self.header = read_header(path)
+        self.header = read_header(path, opener=self.opener, delimiter=delimiter)
         self.columns = [c for c in self.header if c not in NEVER_READ]
 
     def __iter__(self) -> Iterator[RawChunk]:
@@ -366,7 +373,7 @@ class CsvRecordReader:
 
     def _blocks(self) -> Iterator[tuple[pa.Table, list[Fault]]]:
         """Reads the file in blocks of whole records; parses each block with pyarrow."""
-        with self.path.open("rb") as fh:
+        with self.opener() as fh:
             header_line = fh.readline()
             line = 1 + header_line.count(b"\n")
             carry = b""
@@ -376,7 +383,7 @@ class CsvRecordReader:
                 block = carry + chunk
                 if not block:
                     return
-                records, consumed = _find_records(block, line, at_eof)
+                records, consumed = _find_records(block, line, at_eof, self.delimiter.encode())
                 if not len(records.ends) and not at_eof:
                     carry = block  # one record longer than a block: read on
                     continue
@@ -461,7 +468,7 @@ class CsvRecordReader:
             pa.py_buffer(data),
             read_options=pacsv.ReadOptions(column_names=self.header,
                                            block_size=max(1 << 20, len(data) + 1)),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True,
+            parse_options=pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True,
                                              ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(self.header, pa.string()),

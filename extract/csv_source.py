@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from extract.csv_faults import RowPeek
 from extract.csv_formats import (
     ENTITY_OF,
     READ_ORDER,
@@ -21,6 +22,7 @@ from extract.csv_formats import (
     ee_address_map,
     simple_map,
 )
+from extract.csv_open import CsvFile, inspect
 from extract.csv_reader import CsvRecordReader, RawChunk, read_header
 from transform.batch import CUST_EMAIL_COL, CUST_WEBSITE_COL, RawBatch
 from transform.errors import SourceFatalError
@@ -28,18 +30,48 @@ from transform.faults import Fault, Stage
 from transform.schema import ADDRESS, CUSTOMER, EXTRA_COL, LINE_COL, SOURCE_COL
 from transform.values import opt_int, opt_str
 
+CSV_SUFFIXES = (".csv", ".csv.gz")
+NAMES_SHOWN = 20  # skipped names listed in a note
 
-def discover(path: Path) -> list[tuple[Path, Format]]:
-    """The CSV files under `path` (a file or a folder) with their formats, in read order."""
+
+def list_inputs(path: Path) -> tuple[list[Path], list[str]]:
+    """The files to read under `path` (a file or a folder), and notes naming every entry
+    of the folder that is not read."""
     if path.is_file():
-        files = [path]
-    elif path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv")
-    else:
+        return [path], []
+    if not path.is_dir():
         raise SourceFatalError(f"input not found: {path}")
+    entries = sorted(path.iterdir())
+    files = [p for p in entries if not p.is_dir() and p.name.lower().endswith(CSV_SUFFIXES)]
+    others = [p.name for p in entries if not p.is_dir() and p not in files]
+    folders = [p.name for p in entries if p.is_dir()]
     if not files:
-        raise SourceFatalError(f"no .csv files in {path}")
-    found = [(f, detect(read_header(f))) for f in files]
+        found = f"; it holds only: {_names(others + folders)}" if others or folders else ""
+        raise SourceFatalError(f"no CSV files (.csv, .csv.gz) in {path}{found}")
+    notes = []
+    if others:
+        notes.append(f"skipped {len(others)} file(s) that are not CSV (.csv, .csv.gz) in "
+                     f"{path}: {_names(others)}")
+    if folders:
+        notes.append(f"skipped {len(folders)} subfolder(s) of {path} (folders are not "
+                     f"searched): {_names(folders)}")
+    return files, notes
+
+
+def _names(names: list[str]) -> str:
+    more = len(names) - NAMES_SHOWN
+    return ", ".join(names[:NAMES_SHOWN]) + (f" and {more} more" if more > 0 else "")
+
+
+def discover(paths: list[Path], *, encoding: str | None = None,
+             delimiter: str = ",") -> list[tuple[CsvFile, Format]]:
+    """How to read each file and its format, in read order; SourceFatalError for a file
+    that is empty, no CSV, or of no known format."""
+    found = []
+    for path in paths:
+        file = inspect(path, encoding=encoding, delimiter=delimiter)
+        header = read_header(path, opener=file.open, delimiter=delimiter)
+        found.append((file, detect(header, str(path))))
     return sorted(found, key=lambda pair: READ_ORDER[pair[1]])
 
 
@@ -83,8 +115,10 @@ class CsvSource:
     """Reads every CSV under a path and yields one RawBatch per entity and chunk."""
 
     def __init__(self, path: Path, *, batch_size: int, website_codes: Mapping[str, int],
-                 block_bytes: int = 8 << 20) -> None:
-        self.files = discover(path)
+                 block_bytes: int = 8 << 20, encoding: str | None = None,
+                 delimiter: str = ",") -> None:
+        paths, self.notes = list_inputs(path)  # notes: for the run report
+        self.files = discover(paths, encoding=encoding, delimiter=delimiter)
         self.batch_size = batch_size
         self.block_bytes = block_bytes
         self.website_codes = dict(website_codes)
@@ -96,20 +130,24 @@ class CsvSource:
 
     def describe(self) -> str:
         """A one-line description of the input, for logs and the report."""
-        return ", ".join(f"{p} ({f.value})" for p, f in self.files)
+        return ", ".join(f"{f.path} ({fmt.value}{_how(f)})" for f, fmt in self.files)
 
     def __iter__(self) -> Iterator[RawBatch]:
-        for path, fmt in self.files:
-            reader = CsvRecordReader(path, entity=ENTITY_OF[fmt].name,
-                                     batch_size=self.batch_size, block_bytes=self.block_bytes)
+        for file, fmt in self.files:
+            reader = _Tally(CsvRecordReader(
+                file.path, entity=ENTITY_OF[fmt].name, batch_size=self.batch_size,
+                block_bytes=self.block_bytes, opener=file.open, delimiter=file.delimiter))
             if fmt is Format.CE_ONE_FILE:
-                yield from CeAssembler(reader.header, self.website_codes).batches(reader)
+                yield from CeAssembler(reader.header, self.website_codes,
+                                       file).batches(reader)
             elif fmt is Format.EE_ADDRESSES:
                 yield from self._ee_addresses(reader)
             else:
                 yield from self._simple(reader, fmt)
+            if reader.undecodable * 2 > reader.records:
+                self.notes.append(_undecodable_note(file, reader))
 
-    def _simple(self, reader: CsvRecordReader, fmt: Format) -> Iterator[RawBatch]:
+    def _simple(self, reader: _Tally, fmt: Format) -> Iterator[RawBatch]:
         entity = ENTITY_OF[fmt]
         cmap = simple_map(entity, reader.header)
         for chunk in reader:
@@ -119,7 +157,7 @@ class CsvSource:
                                          self.website_codes)
             yield RawBatch(entity, frame, chunk.faults, keyless_faults=len(chunk.faults))
 
-    def _ee_addresses(self, reader: CsvRecordReader) -> Iterator[RawBatch]:
+    def _ee_addresses(self, reader: _Tally) -> Iterator[RawBatch]:
         cmap = ee_address_map(reader.header)
         for chunk in reader:
             frame = _mapped(chunk.table, cmap)
@@ -127,6 +165,37 @@ class CsvSource:
             website = chunk.table.column("_website").to_pandas().str.strip()
             frame[CUST_WEBSITE_COL] = website.map(self.website_codes)
             yield RawBatch(ADDRESS, frame, chunk.faults, keyless_faults=len(chunk.faults))
+
+
+def _how(file: CsvFile) -> str:
+    """What is unusual about reading `file`, for the description."""
+    how = (["gzip"] if file.gzipped else []) + ([file.encoding] if file.transcoded else [])
+    return "".join(f", {h}" for h in how)
+
+
+class _Tally:
+    """A reader's chunks, counting the records and the records that did not decode."""
+
+    def __init__(self, reader: CsvRecordReader) -> None:
+        self.reader = reader
+        self.header = reader.header
+        self.records = 0
+        self.undecodable = 0
+
+    def __iter__(self) -> Iterator[RawChunk]:
+        for chunk in self.reader:
+            self.records += chunk.table.num_rows + len(chunk.faults)
+            self.undecodable += sum(f.rule == "encoding" for f in chunk.faults)
+            yield chunk
+
+
+def _undecodable_note(file: CsvFile, tally: _Tally) -> str:
+    """Most records of a file did not decode: the encoding is likely wrong."""
+    counts = f"{tally.undecodable} of {tally.records} records of {file.path}"
+    if file.transcoded:
+        return f"{counts} could not be decoded as {file.encoding} and were faulted"
+    return (f"{counts} are not valid UTF-8 and were faulted: if the file is a Windows "
+            "export, pass --encoding cp1252")
 
 
 def _resolve_website(frame: pd.DataFrame, id_col: str, code_col: str,
@@ -157,16 +226,23 @@ class CeAssembler:
     identity and address count from batch to batch.
     """
 
-    def __init__(self, header: list[str], website_codes: dict[str, int]) -> None:
+    def __init__(self, header: list[str], website_codes: dict[str, int],
+                 file: CsvFile | None = None) -> None:
         self.customers, self.addresses = ce_maps(header)
         self.website_codes = website_codes
+        positions = [header.index(name) for name in self.customers.rename]
+        self.peek = RowPeek(file.open, file.delimiter, positions) if file else None
         self.carry: tuple[str, str, int, int] | None = None  # website, email, line, ordinal
         self.bad_lines: list[int] = []
 
-    def batches(self, reader: CsvRecordReader) -> Iterator[RawBatch]:
+    def batches(self, reader: Iterable[RawChunk]) -> Iterator[RawBatch]:
         """Customer and address batches for every chunk the reader yields."""
-        for chunk in reader:
-            yield from self._split(chunk)
+        try:
+            for chunk in reader:
+                yield from self._split(chunk)
+        finally:
+            if self.peek is not None:
+                self.peek.close()
 
     def _split(self, chunk: RawChunk) -> Iterator[RawBatch]:
         table = chunk.table
@@ -176,11 +252,13 @@ class CeAssembler:
         customers = _mapped(table.filter(is_customer), self.customers)
         customers = _resolve_website(customers, "website_id", "website_code",
                                      self.website_codes)
-        # A bad row may have been a customer or an address: both entities lose their
-        # delete detection.
-        yield RawBatch(CUSTOMER, customers, chunk.faults, keyless_faults=len(chunk.faults))
+        bad_customers, bad_addresses = (self.peek.attribute(chunk.faults) if self.peek
+                                        else (chunk.faults, []))
+        yield RawBatch(CUSTOMER, customers, bad_customers, keyless_faults=len(bad_customers))
         addresses, orphans = self._addresses(table, is_customer, customers)
-        yield RawBatch(ADDRESS, addresses, orphans,
+        # A bad customer row may have carried an address: every bad row costs the
+        # addresses their delete detection.
+        yield RawBatch(ADDRESS, addresses, bad_addresses + orphans,
                        keyless_faults=len(orphans) + len(chunk.faults))
 
     def _addresses(self, table: pa.Table, is_customer: np.ndarray,

@@ -34,6 +34,9 @@ def _sync_parser(sub: Any) -> None:
     p = sub.add_parser("sync", help="sync customers, addresses and groups into the target")
     p.add_argument("--source", choices=["csv", "soap"], default=None)
     p.add_argument("--input", type=Path, help="CSV file or folder (CSV source)")
+    p.add_argument("--encoding", help="encoding of CSV files without a byte order mark, "
+                                      "e.g. cp1252 (default UTF-8)")
+    p.add_argument("--delimiter", help="CSV field delimiter (default ','; 'tab' for tabs)")
     p.add_argument("--url", help="store base URL (SOAP source)")
     p.add_argument("--api-user", help="SOAP API user; the key comes from "
                                       "MAGSYNC_SOURCE__API_KEY")
@@ -94,7 +97,8 @@ def sync_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Settings given on the command line (only those given)."""
     source = {k: v for k, v in {"kind": args.source, "input": args.input, "url": args.url,
                                 "api_user": args.api_user, "name": args.source_name,
-                                "ca_bundle": args.ca_bundle}.items()
+                                "ca_bundle": args.ca_bundle, "encoding": args.encoding,
+                                "delimiter": args.delimiter}.items()
               if v is not None}
     top = {"output_dir": args.output_dir, "full": args.full, "dry_run": args.dry_run,
            "hard_delete": args.hard_delete, "allow_mass_delete": args.allow_mass_delete,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -14,6 +15,7 @@ from pydantic_settings import (
 )
 
 CONFIG_FILE = Path("magsync.toml")
+TAB_NAMES = {"tab": "\t", "\\t": "\t"}  # a tab is hard to type on a command line
 
 
 class SourceSettings(BaseModel):
@@ -23,6 +25,9 @@ class SourceSettings(BaseModel):
     name: str = Field("default", min_length=1, max_length=64,
                       description="store name: several stores can share one target")
     input: Path | None = None  # CSV file or folder
+    encoding: str | None = Field(None, description="encoding of CSV files without a byte "
+                                 "order mark, e.g. cp1252 (default UTF-8)")
+    delimiter: str = Field(",", description="CSV field delimiter: one character, or 'tab'")
     url: str | None = None  # SOAP store base URL
     api_user: str | None = None
     api_key: SecretStr | None = None
@@ -41,6 +46,25 @@ class SourceSettings(BaseModel):
     max_id_gap: int | None = Field(None, ge=1, description="customer ids probed past the "
                                    "highest one seen before a full scan ends (default "
                                    "100 windows)")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            return codecs.lookup(value).name  # 'windows-1252' -> 'cp1252'
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}") from None
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        value = TAB_NAMES.get(value.lower(), value)
+        if len(value) != 1 or not value.isascii() or value in '"\r\n':
+            raise ValueError(f"a delimiter is one ASCII character other than a quote or a "
+                             f"line break (or 'tab'), not {value!r}")
+        return value
 
 
 class TargetSettings(BaseModel):

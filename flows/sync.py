@@ -60,7 +60,8 @@ def build_source(settings: Settings) -> Source:
         raise ConfigError("--input is required for a CSV source")
     return CsvSource(settings.source.input, batch_size=settings.batch_size,
                      website_codes=settings.website_codes,
-                     block_bytes=settings.csv_block_bytes)
+                     block_bytes=settings.csv_block_bytes,
+                     encoding=settings.source.encoding, delimiter=settings.source.delimiter)
 
 
 def _api_key(source: SourceSettings) -> str:
@@ -132,6 +133,9 @@ def run_sync(settings: Settings, *, orchestrated: bool = True) -> dict[str, Any]
 
     source = build_source(settings)
     run = pipeline.open_run(settings, source.describe())
+    if isinstance(source, CsvSource):  # skipped files now; notes found while reading later
+        run.report.notes.extend(source.notes)
+        source.notes = run.report.notes
     try:
         step(stage_task)(run, source)
         step(guards_task)(run)
