@@ -140,3 +140,24 @@ def test_bad_values_fault_identically_on_every_dialect(tmp_path: Path, target_ur
         == [(None,)]
     assert sorted(_table(target_url, "SELECT city, street FROM customer_addresses")) == [
         ("London", "1 Main St\nFlat 2"), ("New1", "1 Main St")]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_last_record_wins_across_validation_chunks(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = write_csv(tmp_path / "v1.csv", [customer_row("a@example.com", first="Stored"),
+                                            customer_row("b@example.com")])
+    state, _ = sync(first, out, full=True)
+    assert state.is_completed(), state.message
+    # The changed record is validated and staged in one chunk; the later record of the
+    # same customer, equal to the stored row, comes in another chunk and must still win.
+    later = write_csv(tmp_path / "v2.csv", [customer_row("a@example.com", first="Changed"),
+                                            customer_row("b@example.com"),
+                                            customer_row("a@example.com", first="Stored")])
+    state, report = sync(later, out, batch_size=1, validation_chunk_rows=1)
+    assert state.is_completed(), state.message
+    url = f"sqlite:///{out / 'magsync.sqlite'}"
+    assert _table(url, "SELECT firstname FROM customers WHERE email = 'a@example.com'") == [
+        ("Stored",)]
+    assert report["conservation"] == "ok"
+    assert report["received"]["customer"] == 3
