@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from transform.faults import Fault, Stage
@@ -29,21 +30,27 @@ class CodeMap:
     kind: str  # "website" or "store"
     ids: dict[str, int] = field(default_factory=dict)
 
-    def learn(self, codes: pd.Series, ids: pd.Series) -> None:
-        """Learns, in input order, each new code whose id no other code holds yet."""
-        pairs = pd.DataFrame({"code": codes, "id": ids}).dropna().drop_duplicates("code")
+    def learn(self, codes: pd.Series, ids: pd.Series) -> pd.Series:
+        """Learns, in input order, each new code whose id no other code holds yet;
+        returns the id each code stands for (null for an unknown or missing code)."""
+        index, uniques = pd.factorize(codes)  # codes are few: work on them, not on rows
+        id_values = ids.to_numpy(dtype="int64", na_value=-1)
+        paired = np.flatnonzero((index >= 0) & (id_values >= 0))
+        _, first = np.unique(index[paired], return_index=True)  # each code's first pair
         owned = set(self.ids.values())
-        for code, id_ in pairs.itertuples(index=False):
-            if code not in self.ids and int(id_) not in owned:
-                self.ids[str(code)] = int(id_)
-                owned.add(int(id_))
+        for at in sorted(paired[first]):
+            code, id_ = str(uniques[index[at]]), int(id_values[at])
+            if code not in self.ids and id_ not in owned:
+                self.ids[code] = id_
+                owned.add(id_)
+        table = pd.array([self.ids.get(str(u)) for u in uniques] + [None], dtype="Int64")
+        return pd.Series(table[index], index=codes.index)  # index -1 (no code): the null
 
     def faults(self, frame: pd.DataFrame) -> list[tuple[object, Fault]]:
         """(row label, fault) of the rows whose code is unknown or names another id."""
         code_col, id_col = f"{self.kind}_code", f"{self.kind}_id"
         codes, ids = frame[code_col], frame[id_col]
-        self.learn(codes, ids)
-        expected = codes.map(self.ids).astype("Int64")
+        expected = self.learn(codes, ids)
         unknown = (codes.notna() & expected.isna()).fillna(False).to_numpy(dtype=bool)
         mismatch = (codes.notna() & expected.notna() & ids.notna()
                     & (expected != ids)).fillna(False).to_numpy(dtype=bool)
