@@ -27,8 +27,9 @@ from load.parquet_export import RunDelta, refresh_export
 from load.report import RecordsWriter, RunReport, prune_reports
 from load.sql_store import SqlTarget, utc_now
 from load.staging import Staging
+from transform.codes import StoreCodes
 from transform.diff import Action, KeyIndex
-from transform.errors import GuardRefusedError
+from transform.errors import ConservationError, GuardRefusedError
 from transform.faults import Fault
 from transform.schema import LOAD_ORDER, Entity
 from transform.validate import SuiteValidator, ValidationOutcome, build_data_docs
@@ -74,9 +75,12 @@ class Run:
     staging: Staging
     validator: SuiteValidator | None
     lock: RunLock | None
+    codes: StoreCodes = field(default_factory=lambda: StoreCodes.given({}))
     plans: dict[str, EntityPlan] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     faulted_customers: set[str] = field(default_factory=set)
+    # customer key -> (source, line) of the record that won over earlier ones
+    replaced_customers: dict[str, tuple[object, object]] = field(default_factory=dict)
     group_ids: set[int] = field(default_factory=set)
     groups_listed: bool = False
     pending: dict[str, Pending] = field(default_factory=dict)
@@ -126,7 +130,7 @@ def open_run(settings: Settings, input_description: str) -> Run:
     return Run(settings, run_id, started, report, report_dir,
                RecordsWriter(report_dir, run_id), target,
                Staging(out / "staging" / run_id, with_secrets=settings.target.store_secrets),
-               validator, lock)
+               validator, lock, StoreCodes.given(settings.website_codes))
 
 
 def _remove_stale_staging(staging_root: Path) -> None:
@@ -168,8 +172,19 @@ def plan_deletes(run: Run) -> None:
                            "action": Action.DELETED.value})
 
 
+def check_conservation(run: Run) -> None:
+    """Fails the run, before any write, unless every record read is accounted for once."""
+    problems = run.report.unbalanced()
+    run.report.conservation = "; ".join(problems) if problems else "ok"
+    if problems:
+        raise ConservationError("records read and records accounted for differ: "
+                                + "; ".join(problems))
+
+
 def check_guards(run: Run) -> None:
-    """Refuses the run before any write when deletes or faults exceed their limits."""
+    """Checks conservation, then refuses the run before any write when deletes or faults
+    exceed their limits."""
+    check_conservation(run)
     s = run.settings
     total = sum(sum(c.values()) - c["deleted"] for c in run.report.counts.values())
     faulted = run.report.faulted

@@ -20,14 +20,16 @@ from transform.batch import RawBatch
 from transform.diff import WRITES, Action, changed_fields
 from transform.faults import Fault, Stage
 from transform.integrity import (
+    addresses_of_replaced_customers,
     addresses_with_known_customer,
     customers_with_known_group,
+    last_of_each_key,
     row_faults,
+    winners,
 )
 from transform.prepare import Prepared, prepare
 from transform.schema import ADDRESS, CUSTOMER, EXTRA_COL, GROUP, KEY_COL, LOAD_ORDER, Entity
 from transform.validate import DERIVED_COL
-from transform.values import opt_int, opt_str
 
 if TYPE_CHECKING:
     from flows.pipeline import Run
@@ -54,7 +56,7 @@ def stage_all(run: Run, batches: Iterable[RawBatch], *, has_groups: bool) -> Non
     with run.report.timed("stage"):
         for raw in batches:
             with run.report.timed("normalise"):
-                prepared = prepare(raw, run.settings.gender_labels)
+                prepared = prepare(raw, run.settings.gender_labels, run.codes)
             stage_batch(run, prepared)
             pause_point("first-batch")
         if not has_groups:
@@ -77,10 +79,15 @@ def stage_batch(run: Run, prepared: Prepared) -> None:
     plan.derived = plan.derived or prepared.derived
     plan.keyless_faults += prepared.keyless_faults
     plan.index.mark_present(prepared.faulted_keys)
+    for name, n in prepared.received.items():
+        run.report.receive(name, n)
+    for name, n in prepared.faulted_records.items():
+        run.report.count(name, Action.FAULTED.value, n)
     record_faults(run, prepared.faults)
     frame = prepared.frame
     if entity is CUSTOMER:
-        run.faulted_customers.update(f.key for f in prepared.faults if f.key)
+        run.faulted_customers.update(f.key for f in prepared.faults
+                                     if f.key and f.entity == CUSTOMER.name)
         run.group_ids.update(int(g) for g in frame["group_id"].dropna().unique())
     with run.report.timed("diff"):
         actions = plan.index.classify(frame[KEY_COL], frame["row_hash"].to_numpy(),
@@ -110,52 +117,64 @@ def flush(run: Run) -> None:
 
 def check_and_stage(run: Run, entity: Entity, frame: pd.DataFrame, actions: np.ndarray) -> None:
     """Duplicates, cross-entity checks, the suite; good rows staged, bad ones faulted."""
-    good = np.ones(len(frame), bool)
-    faults: list[Fault] = []
-    earlier = frame[KEY_COL].duplicated(keep="last").to_numpy(dtype=bool)
-    if earlier.any():  # the last occurrence in input order wins
-        faults += _duplicates(entity, frame[earlier])
-        good &= ~earlier
+    good, faults = last_of_each_key(entity, frame)
+    if entity is CUSTOMER and not good.all():  # their addresses must not join the winner
+        run.replaced_customers.update(winners(frame, good))
+    duplicates = len(faults)  # a duplicate's key is its winner's: it must not fault that
     with run.report.timed("integrity"):
         ok, more = _integrity(run, entity, _where(frame, good))
         good[np.flatnonzero(good)[~ok]] = False
         faults += more
-    if run.validator is None:
-        record_faults(run, faults)
-        stage_rows(run, entity, _where(frame, good), actions[good])
-        return
-    with run.report.timed("validate"):
-        checked = _where(frame, good).drop(columns=entity.secret_names, errors="ignore")
-        outcome = run.validator.validate(entity, checked)
-        good[np.flatnonzero(good)[~outcome.good.to_numpy(dtype=bool)]] = False
-        faults += outcome.faults
-        if outcome.failed:
-            run.outcomes.append(outcome)
+    if run.validator is not None:
+        with run.report.timed("validate"):
+            _validate(run, entity, frame, good, faults)
     if entity is CUSTOMER:
-        run.faulted_customers.update(f.key for f in faults if f.key)
+        run.faulted_customers.update(f.key for f in faults[duplicates:] if f.key)
+    run.report.count(entity.name, Action.FAULTED.value, int((~good).sum()))
     record_faults(run, faults)
     stage_rows(run, entity, _where(frame, good), actions[good])
 
 
+def _validate(run: Run, entity: Entity, frame: pd.DataFrame, good: np.ndarray,
+              faults: list[Fault]) -> None:
+    """Runs the entity's suite on the rows still good; unsets `good` for those failing."""
+    assert run.validator is not None
+    checked = _where(frame, good).drop(columns=entity.secret_names, errors="ignore")
+    outcome = run.validator.validate(entity, checked)
+    good[np.flatnonzero(good)[~outcome.good.to_numpy(dtype=bool)]] = False
+    faults += outcome.faults
+    if outcome.failed:
+        run.outcomes.append(outcome)
+
+
 def _integrity(run: Run, entity: Entity, frame: pd.DataFrame) -> tuple[np.ndarray, list[Fault]]:
-    """Addresses need a known, unfaulted customer; customers a known group."""
+    """Addresses need a known, unfaulted customer (and not one of its replaced records);
+    customers a known group."""
     if entity is ADDRESS:
-        parents = frame["customer_key"]
-        faulted = run.faulted_customers
-        orphan = np.fromiter((k in faulted for k in parents.tolist()), bool, len(parents))
-        faults = row_faults(ADDRESS, Stage.INTEGRITY, frame[orphan], rule="customer_faulted",
-                            column="customer_key",
-                            message="its customer record faulted, so the address is not loaded")
-        known = run.plans[CUSTOMER.name].index.exists(parents) | orphan
-        ok, more = addresses_with_known_customer(frame, known)
-        return ok.to_numpy(dtype=bool) & ~orphan, faults + more
+        ok, faults = addresses_of_replaced_customers(frame, run.replaced_customers)
+        more_ok, more = _address_parents(run, _where(frame, ok))
+        ok[np.flatnonzero(ok)[~more_ok]] = False
+        return ok, faults + more
     if entity is CUSTOMER and run.groups_listed:
         groups = run.plans[GROUP.name].index
         ids = pd.Index([int(k.strip("[]")) for k in groups.keys[~groups.deleted | groups.seen]]
                        + [int(k.strip("[]")) for k in groups.new_keys])
-        ok, faults = customers_with_known_group(frame, ids)
-        return ok.to_numpy(dtype=bool), faults
+        known, faults = customers_with_known_group(frame, ids)
+        return known.to_numpy(dtype=bool), faults
     return np.ones(len(frame), bool), []
+
+
+def _address_parents(run: Run, frame: pd.DataFrame) -> tuple[np.ndarray, list[Fault]]:
+    """Addresses whose customer is known and did not fault."""
+    parents = frame["customer_key"]
+    faulted = run.faulted_customers
+    orphan = np.fromiter((k in faulted for k in parents.tolist()), bool, len(parents))
+    faults = row_faults(ADDRESS, Stage.INTEGRITY, frame[orphan], rule="customer_faulted",
+                        column="customer_key",
+                        message="its customer record faulted, so the address is not loaded")
+    known = run.plans[CUSTOMER.name].index.exists(parents) | orphan
+    ok, more = addresses_with_known_customer(frame, known)
+    return ok.to_numpy(dtype=bool) & ~orphan, faults + more
 
 
 def stage_rows(run: Run, entity: Entity, frame: pd.DataFrame, actions: np.ndarray) -> None:
@@ -200,19 +219,10 @@ def _where(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     return frame if mask.all() else frame[mask]
 
 
-def _duplicates(entity: Entity, frame: pd.DataFrame) -> list[Fault]:
-    return [Fault(entity=entity.name, stage=Stage.INTEGRITY, rule="duplicate_key",
-                  message="a later record with the same key replaces this one",
-                  key=str(key), source=opt_str(src), source_line=opt_int(line))
-            for key, src, line in zip(frame[KEY_COL], frame.get("_source", [None] * len(frame)),
-                                      frame.get("_line", [None] * len(frame)), strict=True)]
-
-
 def record_faults(run: Run, faults: list[Fault]) -> None:
-    """Counts faults and writes them to the report as they come."""
+    """Writes faults to the report as they come (the callers count the faulted records:
+    a record failing two rules has two faults)."""
     if not faults:
         return
-    for fault in faults:
-        run.report.count(fault.entity, Action.FAULTED.value)
     run.faults.extend(faults)
     run.records.write_faults(faults)

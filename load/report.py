@@ -20,6 +20,10 @@ import pyarrow.parquet as pq
 
 from transform.faults import Fault
 
+# Where each record read ends up, exactly once (deletions concern stored records, not read
+# ones, and stay out of the balance).
+ACCOUNTED = ("created", "updated", "restored", "unchanged", "faulted")
+
 RECORD_SCHEMA = pa.schema([
     ("run_id", pa.string()),
     ("entity", pa.string()),
@@ -122,11 +126,31 @@ class RunReport:
     output_dir: str = ""
     exports: dict[str, str] = field(default_factory=dict)
     data_docs: str | None = None
+    received: Counter[str] = field(default_factory=Counter)  # records read, per entity
+    conservation: str | None = None  # "ok", or what did not add up; None: not checked
 
     def count(self, entity: str, action: str, n: int = 1) -> None:
         """Adds `n` records of `entity` with `action`."""
         if n:
             self.counts[entity][action] += n
+
+    def receive(self, entity: str, n: int) -> None:
+        """Adds `n` records of `entity` read from the source (faulted on reading or not)."""
+        if n:
+            self.received[entity] += n
+
+    def unbalanced(self) -> list[str]:
+        """Entities whose records read differ from those accounted for (created, updated,
+        restored, unchanged, faulted: each record read ends in exactly one of these)."""
+        out = []
+        for entity in sorted(set(self.received) | set(self.counts)):
+            counts = self.counts.get(entity, Counter())
+            accounted = sum(counts[a] for a in ACCOUNTED)
+            if accounted != self.received[entity]:
+                parts = ", ".join(f"{a} {counts[a]}" for a in ACCOUNTED)
+                out.append(f"{entity}: {self.received[entity]} read, {accounted} accounted "
+                           f"for ({parts})")
+        return out
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -156,6 +180,8 @@ class RunReport:
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "counts": {e: dict(sorted(c.items())) for e, c in sorted(self.counts.items())},
+            "received": dict(sorted(self.received.items())),
+            "conservation": self.conservation,
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "notes": self.notes,
             "error": self.error,

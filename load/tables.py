@@ -11,11 +11,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from transform.schema import ENTITIES, Entity, Kind
+from transform.schema import ENTITIES, KEY_MAX_LENGTH, Column, Entity, Kind
 
 metadata = sa.MetaData()
 
-KEY_LEN = 512
+KEY_LEN = KEY_MAX_LENGTH
+# Schema columns stored as short indexed strings of their declared length; every other
+# text column is unbounded text, which holds whatever the schema's length check lets in.
+KEY_STRINGS = frozenset({"email", "customer_key"})
 # Case- and accent-sensitive on MySQL/MariaDB: their default collations treat
 # 'José'/'Jose' and 'A@x'/'a@x' as equal, which would merge distinct keys.
 BIN = "utf8mb4_bin"
@@ -37,10 +40,10 @@ def timestamp() -> sa.types.TypeEngine[Any]:
     return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
-def column_type(name: str, kind: Kind) -> sa.types.TypeEngine[object]:
+def column_type(column: Column) -> sa.types.TypeEngine[object]:
     """The SQL type of a schema column."""
-    if name in ("email", "customer_key"):
-        return key_string(255 if name == "email" else KEY_LEN)  # type: ignore[return-value]
+    if column.name in KEY_STRINGS and column.max_length:
+        return key_string(column.max_length)  # type: ignore[return-value]
     return {  # type: ignore[return-value]
         Kind.INT: sa.BigInteger(),
         Kind.STR: text(),
@@ -48,7 +51,7 @@ def column_type(name: str, kind: Kind) -> sa.types.TypeEngine[object]:
         Kind.TIMESTAMP: timestamp(),
         Kind.DATE: sa.Date(),
         Kind.BOOL: sa.Boolean(),
-    }[kind]
+    }[column.kind]
 
 
 def entity_table(entity: Entity) -> sa.Table:
@@ -56,7 +59,7 @@ def entity_table(entity: Entity) -> sa.Table:
     columns: list[sa.Column[object]] = [
         sa.Column("source", key_string(64), primary_key=True),
         sa.Column("record_key", key_string(KEY_LEN), primary_key=True),
-        *(sa.Column(c.name, column_type(c.name, c.kind), nullable=True)
+        *(sa.Column(c.name, column_type(c), nullable=True)
           for c in entity.columns),
         sa.Column("extra", text(), nullable=True),
         sa.Column("row_hash", sa.BigInteger(), nullable=False),

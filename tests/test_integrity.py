@@ -1,4 +1,4 @@
-"""Cross-entity checks: orphans, unknown groups, duplicate customers."""
+"""Checks across records: duplicates, orphans, unknown groups."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import pytest
 
 from transform.faults import Fault, Stage
 from transform.integrity import (
-    DuplicateTracker,
+    addresses_of_replaced_customers,
     addresses_with_known_customer,
     customers_with_known_group,
-    dedupe_customers,
+    last_of_each_key,
+    winners,
 )
 from transform.schema import (
     ADDRESS,
@@ -77,64 +78,24 @@ def test_customers_of_unknown_groups_are_faulted() -> None:
     assert where(faults) == [("unknown_group", "group_id", "4", 3)]
 
 
-def customer(website: int | None, email: str | None, cid: int | None = None) -> dict[str, Any]:
-    return {"website_id": website, "email": email, "customer_id": cid, KEY_COL: f"[{cid}]"}
+def test_the_last_record_of_a_key_wins() -> None:
+    keys = ["[1]", "[2]", "[1]", "[3]", "[1]"]
+    df = frame(CUSTOMER, [{KEY_COL: k} for k in keys])
+    good, faults = last_of_each_key(CUSTOMER, df)
+    assert good.tolist() == [False, True, False, True, True]
+    assert [(f.rule, f.key, f.source_line) for f in faults] == [
+        ("duplicate_key", "[1]", 2), ("duplicate_key", "[1]", 4)]
+    assert all("(line 6) replaces" in f.message for f in faults)
+    assert winners(df, good) == {"[1]": ("in.csv", 6)}
 
 
-@pytest.mark.parametrize(
-    ("rows", "kept"),
-    [
-        # with ids: the highest id wins, wherever it sits
-        ([customer(1, "a@x.com", 7), customer(1, "A@X.com", 9), customer(1, "a@x.com", 8)], [1]),
-        # without ids: the last in file order wins; case does not matter
-        ([customer(1, "a@x.com"), customer(1, "A@x.COM"), customer(1, "a@x.com")], [2]),
-        # an id beats no id
-        ([customer(1, "a@x.com", 5), customer(1, "a@x.com")], [0]),
-        # same email on two websites: two customers
-        ([customer(1, "a@x.com"), customer(2, "a@x.com")], [0, 1]),
-        # rows without an identity are left to validation
-        ([customer(None, "a@x.com"), customer(1, None), customer(None, "a@x.com")], [0, 1, 2]),
-    ],
-)
-def test_dedupe_keeps_one_customer_per_website_and_email(
-    rows: list[dict[str, Any]], kept: list[int]
-) -> None:
-    df = frame(CUSTOMER, rows)
-    good, faults = dedupe_customers(df)
-    assert [i for i, g in enumerate(good) if g] == kept
-    assert sorted(_line(f) for f in faults) == [i + 2 for i in range(len(rows)) if i not in kept]
-    assert {f.rule for f in faults} <= {"duplicate_key"}
-    for f in faults:
-        assert (f.stage, f.column) == (Stage.INTEGRITY, "email")
-        assert f"line {kept[0] + 2}" in f.message
-
-
-def test_tracker_later_chunk_without_ids_supersedes_earlier_winner() -> None:
-    tracker = DuplicateTracker()
-    first = tracker.check(frame(CUSTOMER, [customer(1, "a@x.com"), customer(1, "b@x.com")]))
-    assert first.good.all() and first.faults == [] and first.superseded == []
-
-    second = tracker.check(
-        frame(CUSTOMER, [customer(1, "c@x.com"), customer(1, "A@x.com")], first_line=4)
-    )
-    assert second.good.all() and second.faults == []
-    assert where(second.superseded) == [("duplicate_key", "email", "a@x.com", 2)]
-    assert "line 5" in second.superseded[0].message
-    assert len(tracker) == 3
-
-
-def test_tracker_later_chunk_with_lower_id_loses_at_once() -> None:
-    tracker = DuplicateTracker()
-    tracker.check(frame(CUSTOMER, [customer(1, "a@x.com", 9)]))
-    later = frame(CUSTOMER, [customer(1, "a@x.com", 3), customer(1, "a@x.com", 4)], first_line=3)
-    result = tracker.check(later.set_axis(["p", "q"]))
-    assert result.good.to_dict() == {"p": False, "q": False}
-    assert where(result.faults) == [
-        ("duplicate_key", "email", "a@x.com", 3),
-        ("duplicate_key", "email", "a@x.com", 4),
-    ]
-    assert result.superseded == []
-
-    higher = tracker.check(frame(CUSTOMER, [customer(1, "a@x.com", 12)], first_line=5))
-    assert higher.good.all()
-    assert [(f.key, f.source_line) for f in higher.superseded] == [("[9]", 2)]
+def test_addresses_above_the_winning_record_are_duplicates() -> None:
+    rows = [{"customer_key": k, KEY_COL: f"[{k},{n}]"}
+            for k, n in [("[1]", 1), ("[1]", 2), ("[2]", 1), ("[1]", 1), ("[1]", 2)]]
+    df = frame(ADDRESS, rows)  # lines 2..6; the winning record of [1] is on line 5
+    good, faults = addresses_of_replaced_customers(df, {"[1]": ("in.csv", 5)})
+    assert good.tolist() == [False, False, True, True, True]
+    assert [(f.rule, f.column, f.source_line) for f in faults] == [
+        ("duplicate_key", "customer_key", 2), ("duplicate_key", "customer_key", 3)]
+    other_file = df.assign(**{SOURCE_COL: "addresses.csv"})
+    assert addresses_of_replaced_customers(other_file, {"[1]": ("in.csv", 5)})[0].all()

@@ -78,3 +78,14 @@ def test_to_bool_and_to_date_flag_garbage() -> None:
     assert bad.tolist() == [True, False]
     _, bad = to_date(s("2020-02-30", "2020-02-29"))
     assert bad.tolist() == [True, False]
+
+
+@pytest.mark.parametrize("zero", ["0000-00-00 00:00:00", "0000-00-00", " 0000-00-00T00:00:00"])
+def test_mysql_zero_date_reads_as_null(zero: str) -> None:
+    frame = pd.DataFrame({"email": s("a@x.com", "b@x.com"), "website_id": s("1", "1"),
+                          "dob": s(zero, "0000-00-00 10:00:00"), "updated_at": s(zero, zero)})
+    out = normalise(CUSTOMER, frame, GENDERS)
+    assert out.frame["dob"].isna().tolist() == [True, True]
+    assert out.frame["updated_at"].isna().all()
+    assert {label: [f.rule for f in faults] for label, faults in out.faults.items()} == {
+        1: ["bad_date"]}  # only the bare zero date is Magento's null

@@ -59,3 +59,28 @@ def test_old_reports_are_pruned(tmp_path: Path) -> None:
     os.utime(old, (past, past))
     assert prune_reports(tmp_path, keep_days=30) == 1
     assert not old.exists() and new.exists()
+
+
+def test_records_read_must_balance_with_records_accounted_for(tmp_path: Path) -> None:
+    from flows.pipeline import check_guards, finish, open_run
+    from transform.errors import ConservationError
+
+    settings = load_settings(output_dir=tmp_path, dry_run=True, validation=False)
+    run = open_run(settings, "test input")
+    report = run.report
+    report.receive("customer", 3)
+    report.count("customer", "created", 2)
+    report.count("customer", "faulted")
+    report.count("customer", "deleted", 5)  # stored records: not part of the balance
+    report.receive("address", 2)
+    report.count("address", "unchanged")
+    with pytest.raises(ConservationError) as caught:
+        check_guards(run)
+    assert "address: 2 read, 1 accounted for" in str(caught.value)
+    assert "customer" not in str(caught.value)
+    assert caught.value.exit_code == 1
+    summary = finish(run, "failed", str(caught.value)).to_dict()
+    assert summary["received"] == {"address": 2, "customer": 3}
+    assert summary["conservation"].startswith("address: 2 read, 1 accounted for (created 0")
+    report.count("address", "faulted")
+    assert report.unbalanced() == []

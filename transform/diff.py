@@ -42,6 +42,7 @@ class KeyIndex:
         self.hashes = np.asarray(hashes, dtype=np.int64)
         self.deleted = np.asarray(deleted, dtype=bool)
         self.seen = np.zeros(len(self.keys), dtype=bool)
+        self.written = np.zeros(len(self.keys), dtype=bool)  # stored keys planned a write
         self.new_keys = KeySet()
         self._lookup: KeyLookup | None = None
 
@@ -68,18 +69,22 @@ class KeyIndex:
     def classify(self, keys: pd.Series, hashes: np.ndarray, *,
                  create_only: bool = False) -> np.ndarray:
         """The action per row; marks the keys seen (a repeated key is classified again:
-        the pipeline keeps its last occurrence)."""
+        the pipeline keeps its last occurrence). A stored key already planned a write in
+        this run is an update even when it matches the stored hash: an earlier record of
+        it may be staged already, and the last record must be the one that stays."""
         pos = self.positions(keys)
         known = pos >= 0
         actions = np.full(len(keys), Action.CREATED.value, dtype=object)
         stored = pos[known]
         same = self.hashes[stored] == hashes[known]
+        same &= ~self.written[stored]
         known_actions = np.where(same, Action.UNCHANGED.value, Action.UPDATED.value)
         known_actions = np.where(self.deleted[stored], Action.RESTORED.value, known_actions)
         if create_only:
             known_actions[:] = Action.UNCHANGED.value
         actions[known] = known_actions
         self.seen[stored] = True
+        self.written[stored[known_actions != Action.UNCHANGED.value]] = True
         self.new_keys.update(keys[~known])
         return actions
 

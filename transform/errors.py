@@ -37,3 +37,8 @@ class TargetLockedError(MagsyncError):
 
 class GuardRefusedError(MagsyncError):
     """A safety guard (delete ratio, fault ratio) refused the run before any write."""
+
+
+class ConservationError(MagsyncError):
+    """The records read and the records accounted for (loaded, unchanged, faulted) differ:
+    a record was lost or counted twice, so the run stops before any write."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -18,6 +19,9 @@ class Stage(StrEnum):
 
 
 REDACTED = "<redacted>"
+# Control characters (but tab, LF, CR) shown as `\xNN`: a fault must be storable itself,
+# and PostgreSQL holds no NUL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,4 +50,5 @@ def shown_value(value: object, *, secret: bool, limit: int = 200) -> str | None:
     if secret:
         return REDACTED
     text = str(value)
-    return text if len(text) <= limit else text[:limit] + "…"
+    text = text if len(text) <= limit else text[:limit] + "…"
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

@@ -1,4 +1,4 @@
-"""Checks across entities, in plain pandas: orphans, unknown groups, duplicate customers.
+"""Checks across records, in plain pandas: duplicates, orphans, unknown groups.
 
 Every check is a pure function of staged frames returning `(good, faults)`: `good` is a
 boolean Series aligned to the frame's index, `faults` one `Fault` per rejected row.
@@ -6,8 +6,7 @@ boolean Series aligned to the frame's index, `faults` one `Fault` per rejected r
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime, time
 
 import numpy as np
@@ -15,9 +14,6 @@ import pandas as pd
 
 from transform.faults import Fault, Stage, shown_value
 from transform.schema import ADDRESS, CUSTOMER, KEY_COL, LINE_COL, SOURCE_COL, Entity
-
-_NO_ID = -1  # customer ids are positive: a missing id ranks below every real one
-_LINEAGE = (KEY_COL, SOURCE_COL, LINE_COL)
 
 
 def plain(value: object) -> object:
@@ -120,134 +116,53 @@ def customers_with_known_group(
     return good.rename("good"), faults
 
 
-def _identity(customers: pd.DataFrame) -> pd.Series:
-    """`website_id|lower(email)`, null where either part is null."""
-    website = customers["website_id"].astype("str")
-    email = customers["email"].astype("str").str.lower()
-    ident = website.str.cat(email, sep="|")
-    return ident.where(customers["website_id"].notna() & customers["email"].notna())
+def last_of_each_key(entity: Entity, frame: pd.DataFrame) -> tuple[np.ndarray, list[Fault]]:
+    """The one duplicate rule: the last record of each key (in input order) wins; every
+    earlier one faults as `duplicate_key`, naming the line of the record that replaces it."""
+    earlier = frame[KEY_COL].duplicated(keep="last").to_numpy(dtype=bool)
+    if not earlier.any():
+        return ~earlier, []
+    losers = frame[earlier]
+    lines = _col(frame, LINE_COL)
+    winner_line = dict(zip(frame[KEY_COL].tolist(), lines, strict=True))  # the last one
+    faults = row_faults(
+        entity, Stage.INTEGRITY, losers, rule="duplicate_key", column=None,
+        message=[f"a later record with the same key (line {plain(winner_line[k])}) "
+                 "replaces this one" for k in losers[KEY_COL].tolist()])
+    return ~earlier, faults
 
 
-def _ranked(customers: pd.DataFrame) -> pd.DataFrame:
-    """Identity, id rank and file position of each row with an identity, best last."""
-    ranked = pd.DataFrame(
-        {
-            "ident": _identity(customers),
-            "cid": customers["customer_id"].astype("Int64").fillna(_NO_ID).to_numpy("int64"),
-            "seq": np.arange(len(customers), dtype="int64"),
-        },
-        index=customers.index,
-    )
-    ranked = ranked[ranked["ident"].notna()]
-    return ranked.sort_values(["cid", "seq"], kind="stable")
+def winners(frame: pd.DataFrame, good: np.ndarray) -> dict[str, tuple[object, object]]:
+    """(source, line) of the winning record of each key that had duplicates."""
+    repeated = frame[KEY_COL].duplicated(keep=False).to_numpy(dtype=bool)
+    rows = frame[repeated & good]
+    return dict(zip(rows[KEY_COL].tolist(),
+                    zip(_col(rows, SOURCE_COL), _col(rows, LINE_COL), strict=True),
+                    strict=True))
 
 
-def _duplicate_faults(
-    losers: pd.DataFrame, kept: Sequence[str], values: Sequence[object] | None = None
-) -> list[Fault]:
-    return row_faults(
-        CUSTOMER,
-        Stage.INTEGRITY,
-        losers,
-        rule="duplicate_key",
-        column="email",
-        message=[f"another customer has this website and email; kept: {k}" for k in kept],
-        values=values,
-    )
-
-
-def _describe(winners: pd.DataFrame) -> list[str]:
-    """`record_key (source line N)` of each winning row, for the losers' messages."""
-    return [
-        f"{plain(k)} (line {plain(n)})"
-        for k, n in zip(_col(winners, KEY_COL), _col(winners, LINE_COL), strict=True)
-    ]
-
-
-def dedupe_customers(customers: pd.DataFrame) -> tuple[pd.Series, list[Fault]]:
-    """One customer per (website_id, lower(email)): the highest customer_id, else the last.
-
-    Rows without an id rank below rows with one; among equal ids the last in frame
-    order wins. Rows lacking website_id or email are not compared (validation faults them).
-    """
-    ranked = _ranked(customers)
-    losing = ranked["ident"].duplicated(keep="last").to_numpy()
-    loser_idx = ranked.index[losing]
-    good = pd.Series(~customers.index.isin(loser_idx), index=customers.index, name="good")
-    if not losing.any():
-        return good, []
-    loser_ident = ranked.loc[loser_idx, "ident"]
-    winners = ranked[~losing & ranked["ident"].isin(set(loser_ident)).to_numpy()]
-    kept = dict(zip(winners["ident"], _describe(customers.loc[winners.index]), strict=True))
-    return good, _duplicate_faults(customers.loc[loser_idx], [kept[i] for i in loser_ident])
+def addresses_of_replaced_customers(
+    addresses: pd.DataFrame, replaced: Mapping[str, tuple[object, object]]
+) -> tuple[np.ndarray, list[Fault]]:
+    """Addresses read with an earlier record of a customer that a later record replaced
+    (in the same file, above the winning record: a CE one-file export lists a customer's
+    addresses under its row); they fault as `duplicate_key` rather than join the winner."""
+    col = ADDRESS.parent_key_col or "customer_key"
+    if not replaced or not len(addresses):
+        return np.ones(len(addresses), bool), []
+    keys = addresses[col].tolist()
+    sources, lines = _col(addresses, SOURCE_COL), _col(addresses, LINE_COL)
+    bad = np.zeros(len(addresses), bool)
+    for i, (key, source, line) in enumerate(zip(keys, sources, lines, strict=True)):
+        won = replaced.get(key)
+        if won is not None and source == won[0] and line is not None and won[1] is not None:
+            bad[i] = int(line) < int(won[1])  # type: ignore[call-overload]
+    faults = row_faults(
+        ADDRESS, Stage.INTEGRITY, addresses[bad], rule="duplicate_key", column=col,
+        message=[f"belongs to an earlier record of its customer, which a later record "
+                 f"(line {plain(replaced[k][1])}) replaces" for k in addresses[col][bad]])
+    return ~bad, faults
 
 
 def _col(df: pd.DataFrame, name: str) -> list[object]:
     return df[name].tolist() if name in df.columns else [None] * len(df)
-
-
-def _empty_seen() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            KEY_COL: pd.Series(dtype="str"),
-            SOURCE_COL: pd.Series(dtype="str"),
-            LINE_COL: pd.Series(dtype="Int64"),
-            "cid": pd.Series(dtype="int64"),
-        },
-        index=pd.Index([], dtype="str"),
-    )
-
-
-@dataclass
-class TrackResult:
-    """What `DuplicateTracker.check` decided for one chunk."""
-
-    good: pd.Series  # aligned to the chunk: False for its rows that lost
-    faults: list[Fault]  # the chunk's losing rows
-    superseded: list[Fault]  # winners of EARLIER chunks that a row of this chunk beats
-
-
-@dataclass
-class DuplicateTracker:
-    """One customer per (website_id, lower(email)) across the chunks of one run.
-
-    Feed every customer chunk to `check` in file order (SOAP: ascending customer_id).
-    Within a chunk it applies `dedupe_customers`. Across chunks it remembers the current
-    holder of each identity (its customer_id, record_key, source and line). A later row
-    beats the holder when its customer_id is at least the holder's (rows without ids
-    always win, being later in file order): the earlier holder then comes back in
-    `superseded` with a `duplicate_key` fault. It may already be loaded: when its
-    record_key equals the winner's, the winner's upsert overwrites it; otherwise the
-    caller must retract it (drop it from staging or delete it from the target). A later
-    row with a lower customer_id loses at once and is faulted in `faults`. Chunks need
-    unique index labels; rows without website_id or email are left alone (validation
-    faults them).
-    """
-
-    _seen: pd.DataFrame = field(default_factory=_empty_seen)
-
-    def check(self, customers: pd.DataFrame) -> TrackResult:
-        """Dedupe one chunk within itself and against every earlier chunk."""
-        good, faults = dedupe_customers(customers)
-        ranked = _ranked(customers.loc[good])
-        new = customers.loc[ranked.index, list(_LINEAGE)].assign(
-            cid=ranked["cid"], label=ranked.index
-        )
-        new.index = pd.Index(ranked["ident"].to_numpy(), dtype="str")
-        old = self._seen.reindex(new.index)
-        clash = old["cid"].notna().to_numpy()
-        beats = clash & (new["cid"].to_numpy() >= old["cid"].fillna(_NO_ID).to_numpy())
-        loses = clash & ~beats
-        lost_labels = new.loc[loses, "label"].tolist()
-        good.loc[lost_labels] = False
-        faults += _duplicate_faults(customers.loc[lost_labels], _describe(old.loc[loses]))
-        was = old.loc[beats]
-        superseded = _duplicate_faults(
-            was, _describe(new.loc[beats]), values=[i.split("|", 1)[1] for i in was.index]
-        )
-        seen = pd.concat([self._seen, new.loc[~loses].drop(columns="label")])
-        self._seen = seen[~seen.index.duplicated(keep="last")]
-        return TrackResult(good=good, faults=faults, superseded=superseded)
-
-    def __len__(self) -> int:
-        return len(self._seen)

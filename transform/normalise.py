@@ -31,6 +31,9 @@ FALSE_WORDS = frozenset({"0", "false", "no", "n"})
 UPPER_CASE = frozenset({"country_id"})
 LOWER_CASE = frozenset({"email"})
 PLAIN_INT = r"^-?[0-9]{1,18}$"  # fits int64; anything else takes pandas' slower parse
+# MySQL's "zero date": Magento 1 writes it for a date or time it never set (dob, updated_at,
+# rp_token_created_at, ...). It names no instant, so it reads as null.
+ZERO_DATE = r"0000-00-00(?:[ T]00:00:00)?"
 
 
 @dataclass
@@ -155,6 +158,8 @@ def normalise(entity: Entity, raw: pd.DataFrame,
             typed, bad = to_gender(text, gender_labels)
             rule = "unknown_gender"
         elif col.kind in CONVERTERS:
+            if col.kind in (Kind.TIMESTAMP, Kind.DATE):
+                text = _without_zero_dates(text)
             typed, bad = CONVERTERS[col.kind](text)
             rule = RULES[col.kind]
         else:
@@ -167,6 +172,14 @@ def normalise(entity: Entity, raw: pd.DataFrame,
             columns[name] = raw[name]
     out.frame = pd.DataFrame(columns, index=raw.index)
     return out
+
+
+def _without_zero_dates(text: pd.Series) -> pd.Series:
+    """The values, with MySQL's zero date as null."""
+    zero = text.str.startswith("0000-00-00", na=False)
+    if not zero.any():
+        return text
+    return text.mask(zero & text.str.fullmatch(ZERO_DATE, na=False))
 
 
 def _fault_rows(out: Normalised, entity: Entity, raw: pd.DataFrame, column: str,

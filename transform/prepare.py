@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from transform.batch import CUST_EMAIL_COL, CUST_WEBSITE_COL, RawBatch
+from transform.codes import StoreCodes
 from transform.faults import Fault, Stage
 from transform.keys import customer_key, record_keys, row_hashes
 from transform.normalise import clean_strings, normalise, to_int
-from transform.schema import HASH_COL, KEY_COL, LINE_COL, SOURCE_COL, Entity
+from transform.schema import (
+    CUSTOMER,
+    HASH_COL,
+    KEY_COL,
+    KEY_MAX_LENGTH,
+    LINE_COL,
+    SOURCE_COL,
+    Entity,
+)
+from transform.storable import unstorable
 from transform.values import is_missing, opt_int, opt_str
 
 
@@ -26,6 +37,10 @@ class Prepared:
     faulted_keys: list[str] = field(default_factory=list)  # present, but not loadable
     keyless_faults: int = 0
     derived: bool = False
+    # Records per entity: those the batch carried (rows and read faults) and those that
+    # faulted here; a record with several faults counts once.
+    received: Counter[str] = field(default_factory=Counter)
+    faulted_records: Counter[str] = field(default_factory=Counter)
 
 
 def _address_customer_keys(frame: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:
@@ -41,8 +56,13 @@ def _address_customer_keys(frame: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:
     return keys.astype("str")
 
 
-def prepare(batch: RawBatch, gender_labels: Mapping[str, int]) -> Prepared:
-    """Normalises, keys and hashes a batch; bad rows become faults that keep their key."""
+def prepare(batch: RawBatch, gender_labels: Mapping[str, int],
+            codes: StoreCodes | None = None) -> Prepared:
+    """Normalises, keys and hashes a batch; bad rows become faults that keep their key.
+
+    Values no target can hold fault their record here (transform/storable.py), and so do
+    customers whose website or store code is unknown or disagrees with its id (`codes`).
+    """
     entity = batch.entity
     norm = normalise(entity, batch.frame, gender_labels)
     frame = norm.frame
@@ -50,22 +70,39 @@ def prepare(batch: RawBatch, gender_labels: Mapping[str, int]) -> Prepared:
         frame["customer_key"] = _address_customer_keys(frame, batch.frame)
     keys = record_keys(entity, frame)
     frame[KEY_COL] = keys
+    found = norm.faults
+    _merge(found, unstorable(entity, frame))
+    if codes is not None and entity is CUSTOMER:
+        _merge(found, codes.check(frame))
     out = Prepared(entity, frame, list(batch.faults), keyless_faults=batch.keyless_faults,
                    derived=batch.derived)
+    out.received[entity.name] += len(batch.frame)
+    for fault in batch.faults:  # a read fault is one record, of the entity it names
+        out.received[fault.entity] += 1
+        out.faulted_records[fault.entity] += 1
     keyless = keys.isna().to_numpy()
-    faulted = keyless | frame.index.isin(list(norm.faults))
+    faulted = keyless | frame.index.isin(list(found))
     for label in frame.index[faulted]:
-        if is_missing(keys.at[label]):
+        out.faulted_records[entity.name] += 1
+        key = keys.at[label]
+        if is_missing(key):
             out.faults.append(_missing_key(entity, frame, label))
+            out.faults.extend(found.get(label, []))
             out.keyless_faults += 1
+        elif len(str(key)) > KEY_MAX_LENGTH:  # no stored record can have it: not keyless
+            out.faults.extend(found[label])
         else:
-            key = str(keys.at[label])
-            out.faults.extend(dataclasses.replace(f, key=key) for f in norm.faults[label])
-            out.faulted_keys.append(key)
+            out.faults.extend(dataclasses.replace(f, key=str(key)) for f in found[label])
+            out.faulted_keys.append(str(key))
     good = frame[~faulted].copy()
     good[HASH_COL] = row_hashes(entity, good)
     out.frame = good
     return out
+
+
+def _merge(into: dict[object, list[Fault]], more: dict[object, list[Fault]]) -> None:
+    for label, faults in more.items():
+        into.setdefault(label, []).extend(faults)
 
 
 def _missing_key(entity: Entity, frame: pd.DataFrame, label: object) -> Fault:

@@ -48,6 +48,13 @@ KEY_COL = "record_key"  # canonical natural key, JSON array text
 HASH_COL = "row_hash"  # signed 64-bit, see transform.hashing
 EXTRA_COL = "extra"  # unknown (extension) attributes, canonical JSON object
 
+# What every target can hold, declared once (load/tables.py builds its columns from these;
+# transform/storable.py faults the values that exceed them, before any write).
+KEY_MAX_LENGTH = 512  # characters of a record_key (and of an address's customer_key)
+VARCHAR = 255  # Magento 1 stores its varchar attributes (EAV and entity) as varchar(255)
+CODE_LENGTH = 32  # core_website.code, core_store.code, customer_group_code: varchar(32)
+TEXT_MAX_BYTES = 65_535  # an unbounded text column: MySQL/MariaDB TEXT holds 64 KiB - 1
+
 
 @dataclass(frozen=True)
 class Column:
@@ -57,6 +64,7 @@ class Column:
     kind: Kind
     secret: bool = False  # never stored by default, never exported or reported
     required: bool = False  # must be present for the record to make sense
+    max_length: int | None = None  # characters; None: text, at most TEXT_MAX_BYTES bytes
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -111,8 +119,9 @@ class Entity:
         return pa.schema([pa.field(c.name, c.arrow_type) for c in cols])
 
 
-def _cols(kind: Kind, *names: str, **flags: bool) -> list[Column]:
-    return [Column(n, kind, **flags) for n in names]
+def _cols(kind: Kind, *names: str, secret: bool = False,
+          max_length: int | None = None) -> list[Column]:
+    return [Column(n, kind, secret=secret, max_length=max_length) for n in names]
 
 
 GROUP = Entity(
@@ -120,7 +129,7 @@ GROUP = Entity(
     table="customer_groups",
     columns=(
         Column("customer_group_id", Kind.INT, required=True),
-        Column("customer_group_code", Kind.STR),
+        Column("customer_group_code", Kind.STR, max_length=CODE_LENGTH),
     ),
     id_key=("customer_group_id",),
     natural_key=("customer_group_id",),
@@ -133,18 +142,20 @@ CUSTOMER = Entity(
     columns=(
         Column("customer_id", Kind.INT),
         Column("website_id", Kind.INT, required=True),
-        Column("email", Kind.STR, required=True),
-        *_cols(Kind.STR, "website_code", "store_code"),
+        Column("email", Kind.STR, required=True, max_length=VARCHAR),
+        *_cols(Kind.STR, "website_code", "store_code", max_length=CODE_LENGTH),
         Column("store_id", Kind.INT),
         Column("group_id", Kind.INT),
-        *_cols(Kind.STR, "created_in", "prefix", "firstname", "middlename", "lastname"),
-        *_cols(Kind.STR, "suffix", "taxvat"),
+        *_cols(Kind.STR, "created_in", "prefix", "firstname", "middlename", "lastname",
+               max_length=VARCHAR),
+        *_cols(Kind.STR, "suffix", "taxvat", max_length=VARCHAR),
         Column("dob", Kind.DATE),
         Column("gender", Kind.INT),
         *_cols(Kind.TIMESTAMP, "created_at", "updated_at"),
         Column("disable_auto_group_change", Kind.BOOL),
         *_cols(Kind.INT, "default_billing", "default_shipping"),
-        *_cols(Kind.STR, "password_hash", "rp_token", "confirmation", secret=True),
+        *_cols(Kind.STR, "password_hash", "rp_token", "confirmation", secret=True,
+               max_length=VARCHAR),
         *_cols(Kind.TIMESTAMP, "rp_token_created_at", "password_created_at"),
     ),
     id_key=("customer_id",),
@@ -157,14 +168,19 @@ ADDRESS = Entity(
     table="customer_addresses",
     columns=(
         Column("customer_address_id", Kind.INT),
-        Column("customer_key", Kind.STR, required=True),  # the owning customer's record_key
+        Column("customer_key", Kind.STR, required=True,  # the owning customer's record_key
+               max_length=KEY_MAX_LENGTH),
         Column("customer_id", Kind.INT),
         Column("ordinal", Kind.INT),  # position under its customer in file order, from 1
         *_cols(Kind.TIMESTAMP, "created_at", "updated_at"),
-        *_cols(Kind.STR, "prefix", "firstname", "middlename", "lastname", "suffix"),
-        *_cols(Kind.STR, "company", "street", "city", "region"),
+        *_cols(Kind.STR, "prefix", "firstname", "middlename", "lastname", "suffix",
+               max_length=VARCHAR),
+        Column("company", Kind.STR, max_length=VARCHAR),
+        Column("street", Kind.STR),  # lines joined by newlines: a text column in Magento
+        *_cols(Kind.STR, "city", "region", max_length=VARCHAR),
         Column("region_id", Kind.INT),
-        *_cols(Kind.STR, "postcode", "country_id", "telephone", "fax", "vat_id"),
+        *_cols(Kind.STR, "postcode", "country_id", "telephone", "fax", "vat_id",
+               max_length=VARCHAR),
         *_cols(Kind.BOOL, "is_default_billing", "is_default_shipping"),
     ),
     id_key=("customer_address_id",),
@@ -179,3 +195,7 @@ LOAD_ORDER: tuple[Entity, ...] = (GROUP, CUSTOMER, ADDRESS)
 
 # Columns a source must never read, even into memory (Magento's plain-text password).
 NEVER_READ: frozenset[str] = frozenset({"password"})
+
+# Columns whose values may span lines (tab, LF and CR allowed); elsewhere every control
+# character faults its record (transform/storable.py).
+MULTI_LINE: frozenset[str] = frozenset({"street"})
