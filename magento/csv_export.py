@@ -116,11 +116,14 @@ def _ce_rows(
 
 
 def _ce_address_cells(address: Address) -> list[Any]:
-    """The CE address columns of one address."""
+    """The CE address columns of one address. Like a real store's export, the shipping
+    flag is written only on an address that is the default billing one too: a default
+    shipping address of its own gets an empty `_address_default_shipping_`."""
     get = address.get
     cells = [get(k) for k in _CE_ADDRESS_KEYS]
-    cells[-2] = 1 if get("is_default_billing") else None
-    cells[-1] = 1 if get("is_default_shipping") else None
+    billing = bool(get("is_default_billing"))
+    cells[-2] = 1 if billing else None
+    cells[-1] = 1 if billing and get("is_default_shipping") else None
     return cells
 
 
