@@ -55,7 +55,9 @@ def write_customers(path: Path) -> dict[int, tuple[str, str]]:
             customer["loyalty_tier"] = LOYALTY[cid]
         if cid in FAULTS:
             named[cid] = (customer["email"], WEBSITE_CODES[customer["website_id"]])
-    write_ce_export(path, records, extra_columns=("loyalty_tier",))
+    # Every default-shipping flag, as the sample has always been written (stores synced
+    # from it are test fixtures); a real store's export leaves some of them empty.
+    write_ce_export(path, records, extra_columns=("loyalty_tier",), every_shipping_flag=True)
     return named
 
 

@@ -26,6 +26,7 @@ from pydantic_settings import SettingsConfigDict
 
 from flows.pipeline import BUNDLED_SUITES, magsync_version, new_run_id
 from flows.settings import LayeredSettings, Settings, SourceSettings, load_layered
+from load.guards import FaultBudget, faulted_records, is_warning
 from load.idmap import IdMap
 from load.magento_target import (
     MagentoTarget,
@@ -35,13 +36,14 @@ from load.magento_target import (
     payload_hash,
 )
 from load.magento_upsert import Hook, Item, Outcome, Upserter
+from load.regions import REGION_UNKNOWN, RegionResolver, resolve_regions
 from load.report import RecordsWriter, RunReport, prune_reports
 from transform.batch import RawBatch
 from transform.errors import ConfigError, GuardRefusedError, MagsyncError
 from transform.faults import Fault, Stage
 from transform.normalise import clean_strings
 from transform.prepare import Prepared, prepare
-from transform.schema import CUSTOMER, GROUP, KEY_COL, LINE_COL, SOURCE_COL
+from transform.schema import ADDRESS, CUSTOMER, GROUP, KEY_COL, LINE_COL, SOURCE_COL
 from transform.validate import SuiteValidator
 from transform.values import opt_int, opt_str
 
@@ -84,6 +86,8 @@ class MigrateSettings(LayeredSettings):
     website_map: dict[int, int] = {}
     store_map: dict[int, int] = {}
     group_map: dict[int, int] = {}
+    same_group_ids: bool = False
+    max_fault_ratio: float = Field(0.05, ge=0, le=1)
     delete_missing: bool = False
     allow_mass_delete: bool = False
     max_delete_ratio: float = Field(0.10, ge=0, le=1)
@@ -158,7 +162,8 @@ def scope_of(settings: MigrateSettings, target: MagentoTarget) -> str:
 def store_maps(settings: MigrateSettings, target: MagentoTarget) -> StoreMaps:
     """Id maps from the settings plus the target's groups."""
     return StoreMaps(websites=settings.website_map, stores=settings.store_map,
-                     group_ids=settings.group_map, target_groups=target.groups())
+                     group_ids=settings.group_map, target_groups=target.groups(),
+                     same_group_ids=settings.same_group_ids)
 
 
 # --- reading a batch ---------------------------------------------------------------------
@@ -236,15 +241,24 @@ def customer_items(frame: pd.DataFrame, maps: StoreMaps) -> tuple[list[Item], li
     return items, faults
 
 
-def address_items(frame: pd.DataFrame) -> list[Item]:
-    """Payloads of the addresses of a batch."""
-    items = []
-    for row in frame.to_dict("records"):
-        payload = address_payload(row)
-        items.append(Item(str(row[KEY_COL]), payload, payload_hash(payload),
-                          opt_str(row[SOURCE_COL]), opt_int(row[LINE_COL]),
+def address_items(frame: pd.DataFrame, regions: RegionResolver
+                  ) -> tuple[list[Item], list[Fault]]:
+    """Payloads of the addresses of a batch, region ids from the target's directory; a
+    warning for each region the target's list for its country lacks."""
+    rows = frame.to_dict("records")
+    payloads = [address_payload(row) for row in rows]
+    unresolved = resolve_regions(payloads, regions)
+    items, warnings = [], []
+    for row, payload, why in zip(rows, payloads, unresolved, strict=True):
+        key, src, line = str(row[KEY_COL]), opt_str(row[SOURCE_COL]), opt_int(row[LINE_COL])
+        items.append(Item(key, payload, payload_hash(payload), src, line,
                           parent_key=str(row["customer_key"])))
-    return items
+        if why:
+            warnings.append(Fault(entity=ADDRESS.name, stage=Stage.LOAD, key=key,
+                                  rule=REGION_UNKNOWN, column="region",
+                                  value=opt_str(row.get("region")), message=why, source=src,
+                                  source_line=line))
+    return items, warnings
 
 
 # --- the run -----------------------------------------------------------------------------
@@ -264,6 +278,8 @@ class Migration:
     maps: StoreMaps
     validator: SuiteValidator
     upserter: Upserter
+    regions: RegionResolver
+    budget: FaultBudget
     keyless: Counter[str] = field(default_factory=Counter)
 
 
@@ -287,7 +303,8 @@ def open_migration(settings: MigrateSettings, target: MagentoTarget, source_desc
     log.info("migration %s: %s -> %s, state %s", run_id, source_description,
              target.describe(), settings.state_file)
     m = Migration(settings, run_id, report, report_dir, RecordsWriter(report_dir, run_id),
-                  idmap, target, store_maps(settings, target), validator, upserter)
+                  idmap, target, store_maps(settings, target), validator, upserter,
+                  RegionResolver(target), FaultBudget(settings.max_fault_ratio))
     upserter.sink = lambda outcome: record(m, outcome, [])
     return m
 
@@ -304,16 +321,20 @@ def migrate_batches(m: Migration, batches: Iterable[RawBatch]) -> None:
             m.maps.learn_groups(batch.frame)
             record(m, Outcome(), faults)
             continue
+        read = len(batch.frame) + faulted_records(faults) + len(batch.skipped)
         if entity is CUSTOMER:
             items, more = customer_items(batch.frame, m.maps)
             faults += more
             m.upserter.faulted.update(f.key for f in faults if f.key)
-            with m.report.timed("write"):
-                outcome = m.upserter.customers(items)
         else:
-            with m.report.timed("write"):
-                outcome = m.upserter.addresses(address_items(batch.frame))
-        record(m, outcome, faults, batch.skipped)
+            items, more = address_items(batch.frame, m.regions)
+            faults += more
+        record(m, Outcome(), faults, batch.skipped)  # reported even when the run stops here
+        m.budget.before_writes(read, faults)
+        with m.report.timed("write"):
+            outcome = m.upserter.customers(items) if entity is CUSTOMER \
+                else m.upserter.addresses(items)
+        record(m, outcome, [])
 
 
 def record(m: Migration, outcome: Outcome, faults: list[Fault],
@@ -327,9 +348,10 @@ def record(m: Migration, outcome: Outcome, faults: list[Fault],
         m.records.write({name: [r.get(name) for r in listed] for name in
                          ("entity", "key", "action", "changed_fields", "message", "source",
                           "source_line")})
+    m.budget.store_faults(outcome.faults)
     faults = faults + outcome.faults
     for fault in faults:
-        m.report.count(fault.entity, "faulted")
+        m.report.count(fault.entity, "warning" if is_warning(fault) else "faulted")
     m.records.write_faults(faults)
 
 
@@ -352,7 +374,8 @@ def finish(m: Migration, status: str, error: str | None = None) -> RunReport:
     report = m.report
     report.status, report.error = status, error
     report.finished_at = datetime.now(UTC)
-    report.notes.append(f"{m.target.requests} multiCall request(s) to the target")
+    report.notes.append(f"{m.target.requests} multiCall request(s) to the target, "
+                        f"{m.target.writes} write call(s)")
     m.records.close()
     report.write_summary(m.report_dir)
     prune_reports(m.settings.output_dir / "reports", m.settings.keep_reports_days)
@@ -380,6 +403,8 @@ def run_migrate(settings: MigrateSettings, hook: Hook | None = None, *,
     """One migration, step by step; the report as a dict. Raises MagsyncError with the
     report attached (`err.report`) when it fails. `tasks=False` runs without Prefect."""
     source = open_source(settings)
+    StoreMaps(group_ids=settings.group_map, same_group_ids=settings.same_group_ids
+              ).check_group_source(bool(getattr(source, "has_groups", True)))
     with open_target(settings) as target:
         m = open_migration(settings, target, source.describe(), hook)
         try:
@@ -389,6 +414,12 @@ def run_migrate(settings: MigrateSettings, hook: Hook | None = None, *,
             else:
                 migrate_batches(m, source)
                 delete_missing(m)
+            if settings.dry_run:
+                m.report.notes.append(
+                    f"dry run: {m.budget.faulted} record(s) of {m.budget.records} faulted "
+                    "while reading, validating and mapping; the store's answers (its own "
+                    "faults) are unknown until a real run")
+            m.budget.at_end()
         except MagsyncError as err:
             status = "refused" if isinstance(err, GuardRefusedError) else "failed"
             err.report = finish(m, status, str(err)).to_dict()

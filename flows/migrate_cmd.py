@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ACTIONS = ("created", "updated", "deleted", "skipped", "unchanged", "faulted")  # the table
+ACTIONS = ("created", "updated", "deleted", "skipped", "unchanged", "faulted",
+           "warning")  # the table
 
 
 def id_pairs(text: str) -> dict[int, int]:
@@ -38,6 +39,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                        help=f"source {name} id to target {name} id, e.g. {example} "
                             "(repeatable; " + ("groups are matched by code unless mapped)"
                                                if name == "group" else "identity by default)"))
+    p.add_argument("--same-group-ids", action="store_true", default=None,
+                   help="each source group id is the same id on the target (checked to "
+                        "exist there): for a CE export, which has group ids but no codes")
     p.add_argument("--output-dir", type=Path)
     p.add_argument("--state", type=Path, help="the id map's SQLite file (default "
                                               "<output-dir>/migrate-state.sqlite)")
@@ -61,6 +65,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--allow-mass-delete", action="store_true", default=None)
     p.add_argument("--dry-run", action="store_true", default=None,
                    help="read both stores and report what would be written; write nothing")
+    p.add_argument("--max-fault-ratio", type=float,
+                   help="stop before writing a batch once read and mapping faults exceed "
+                        "this share of the records read, and fail a run that ends above it "
+                        "(default 0.05)")
     p.add_argument("--multicall-size", type=int, help="writes per multiCall (default 50)")
     p.add_argument("--concurrency", type=int, help="multiCalls in flight (default 2)")
     v = sub.add_parser("verify", help="compare a migration's target with its source; "
@@ -88,7 +96,9 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
                  "on_existing": getattr(args, "on_existing", None),
                  "delete_missing": getattr(args, "delete_missing", None),
                  "allow_mass_delete": getattr(args, "allow_mass_delete", None),
-                 "dry_run": getattr(args, "dry_run", None)})
+                 "dry_run": getattr(args, "dry_run", None),
+                 "same_group_ids": args.same_group_ids,
+                 "max_fault_ratio": getattr(args, "max_fault_ratio", None)})
     for name in ("website", "store", "group"):
         pairs = getattr(args, f"{name}_map")
         if pairs:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,12 @@ from load.idmap import IdMap
 from load.magento_target import MagentoTarget, StoreMaps, address_payload
 from load.magento_upsert import same_address
 from transform.batch import RawBatch
-from transform.compare import Difference, compare_record
+from transform.compare import (
+    NOT_IN_SOURCE_KIND,
+    Difference,
+    compare_record,
+    unknowable_fields,
+)
 from transform.prepare import prepare
 from transform.schema import ADDRESS, CUSTOMER, GROUP, KEY_COL, Entity
 
@@ -46,6 +52,8 @@ class VerifyResult:
     addresses: int = 0
     differences: list[Difference] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    not_in_source: Counter[tuple[str, str]] = field(default_factory=Counter)  # (entity, field)
+    why_not: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 class _Scratch:
@@ -104,15 +112,21 @@ class Verifier:
     """Compares source batches with the target as they come."""
 
     def __init__(self, target: MagentoTarget, idmap: IdMap, maps: StoreMaps,
-                 gender_labels: dict[str, int], report: Report) -> None:
+                 gender_labels: dict[str, int], report: Report,
+                 formats: Iterable[str] = ()) -> None:
         self.target, self.idmap, self.maps, self.report = target, idmap, maps, report
         self.gender_labels = gender_labels
+        self.unknowable = {e.name: unknowable_fields(formats, e) for e in (CUSTOMER, ADDRESS)}
         self.result = VerifyResult()
         self.scratch = _Scratch()
 
     def differ(self, diffs: Iterable[Difference]) -> None:
-        """Keeps and reports differences."""
+        """Keeps and reports differences; counts fields the source cannot express."""
         for diff in diffs:
+            if diff.kind == NOT_IN_SOURCE_KIND and diff.field:
+                self.result.not_in_source[(diff.entity, diff.field)] += 1
+                self.result.why_not[(diff.entity, diff.field)] = diff.note or ""
+                continue
             self.result.differences.append(diff)
             self.report(diff)
 
@@ -131,7 +145,8 @@ class Verifier:
                     taken.get(key)
                 self.differ([Difference(CUSTOMER.name, key, tid, None, "missing", note=note)])
                 continue
-            self.differ(compare_record(CUSTOMER, key, tid, self._expected(row), actual[tid]))
+            self.differ(compare_record(CUSTOMER, key, tid, self._expected(row), actual[tid],
+                                       self.unknowable[CUSTOMER.name]))
         found = {k: t for k, t in ids.items() if t in actual}
         self.scratch.put(found, self.target.addresses(found.values()))
 
@@ -199,7 +214,7 @@ class Verifier:
                                         note=f"unreadable on the target: {bad[aid]}")])
                 continue
             self.differ(compare_record(ADDRESS, key, aid, {str(k): v for k, v in row.items()},
-                                       typed[aid]))
+                                       typed[aid], self.unknowable[ADDRESS.name]))
 
     def finish(self) -> VerifyResult:
         """Target addresses no source address matched."""
@@ -210,6 +225,10 @@ class Verifier:
                                note=f"on target customer {c}, written by magsync, not in "
                                     "the source (--delete-missing removes it)")
                     for a, c in ours)
+        for (entity, name), count in sorted(self.result.not_in_source.items()):
+            self.result.notes.append(
+                f"{count} {entity}(s): {name} not in the source, not compared: "
+                f"{self.result.why_not[(entity, name)]}")
         if len(left) > len(ours):
             self.result.notes.append(
                 f"{len(left) - len(ours)} address(es) of migrated customers exist only on "
@@ -223,8 +242,9 @@ def run_verify(settings: MigrateSettings, report: Report | None = None) -> Verif
     with open_target(settings) as target:
         idmap = IdMap(settings.state_file, scope_of(settings, target), readonly=True)
         try:
+            formats = [str(fmt) for _, fmt in getattr(source, "files", [])]
             verifier = Verifier(target, idmap, store_maps(settings, target),
-                                settings.gender_labels, report or (lambda _d: None))
+                                settings.gender_labels, report or (lambda _d: None), formats)
             for raw in source:
                 batch = read_batch(raw, idmap, None, settings.gender_labels)
                 entity = batch.prepared.entity

@@ -85,6 +85,19 @@ class StoreMaps:
     group_ids: Mapping[int, int] = field(default_factory=dict)  # explicit --group-map
     target_groups: Mapping[str, int] = field(default_factory=dict)  # code -> target id
     source_groups: dict[int, str | None] = field(default_factory=dict)  # id -> code
+    same_group_ids: bool = False  # --same-group-ids: source id N is target id N
+
+    def check_group_source(self, has_groups: bool) -> None:
+        """Refuses up front a source that gives group ids without codes (a CE export
+        without a groups file) when nothing says how to map them."""
+        if has_groups or self.group_ids or self.same_group_ids:
+            return
+        raise ConfigError(
+            "the source gives customer group ids without their codes (a CE export carries "
+            "group_id only), so groups cannot be matched by code: put a groups file "
+            "(customer_group_id,customer_group_code) next to the export, map each group "
+            "with --group-map SOURCE_ID=TARGET_ID, or pass --same-group-ids when the "
+            "target uses the same group ids")
 
     def learn_groups(self, frame: pd.DataFrame) -> None:
         """Remembers the source's group codes from a prepared group frame."""
@@ -105,6 +118,12 @@ class StoreMaps:
         """The target group id, or None and why not."""
         if source_id in self.group_ids:
             return int(self.group_ids[source_id]), ""
+        if self.same_group_ids:
+            if source_id in set(self.target_groups.values()):
+                return source_id, ""
+            return None, (f"group id {source_id} does not exist on the target "
+                          "(--same-group-ids): create it there, or --group-map "
+                          f"{source_id}=TARGET_ID")
         code = self.source_groups.get(source_id)
         if code is None:
             why = ("is unknown to the source's group list" if source_id not in
@@ -200,6 +219,7 @@ class MagentoTarget:
         self.multicall_size = multicall_size
         self.concurrency = concurrency
         self.requests = 0
+        self.writes = 0  # write calls sent (creates, updates, deletes)
         self._pool: ThreadPoolExecutor | None = None
 
     def describe(self) -> str:
@@ -267,6 +287,7 @@ class MagentoTarget:
               ) -> Iterator[tuple[list[int], list[Result]]]:
         """Runs write calls; yields (indices into `calls`, results) per multiCall as each
         completes. A request lost in transit yields OutcomeUnknown for each of its calls."""
+        self.writes += len(calls)
         return self._run(calls)
 
     def _run(self, calls: Sequence[tuple[str, list[Any]]]

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from load.equality import customer_unchanged
 from load.idmap import DONE, PENDING, Entry, IdMap
 from load.magento_target import (
     ADDRESS_WRITTEN,
@@ -29,6 +30,7 @@ from load.magento_target import (
     field_digests,
     update_payload,
 )
+from load.regions import same_region
 from magento.errors import MagentoCallFault
 from transform.errors import GuardRefusedError
 from transform.faults import Fault, Stage
@@ -39,8 +41,8 @@ Hook = Callable[[str, int], None]  # (entity, answers just received): tests stop
 Sink = Callable[["Outcome"], None]  # takes outcomes as they are recorded
 NOT_EXISTS = 102  # update, info or delete of a missing id
 NO_CUSTOMER = 101  # customer_address.create for a missing customer
-_MATCHED = tuple(f for f in ADDRESS_WRITTEN
-                 if f not in ("is_default_billing", "is_default_shipping", "created_at"))
+_MATCHED = tuple(f for f in ADDRESS_WRITTEN if f not in (
+    "is_default_billing", "is_default_shipping", "created_at", "region", "region_id"))
 
 
 @dataclass
@@ -110,8 +112,10 @@ def _text(value: Any) -> str:
 
 
 def same_address(payload: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
-    """Whether a target address holds the payload's content (defaults aside)."""
-    return all(_text(payload.get(f)) == _text(row.get(f)) for f in _MATCHED)
+    """Whether a target address holds the payload's content (defaults aside); the
+    region by id where both have one, else by name (load/regions.py)."""
+    return all(_text(payload.get(f)) == _text(row.get(f)) for f in _MATCHED) and \
+        same_region(payload, row)
 
 
 class Upserter:
@@ -160,9 +164,11 @@ class Upserter:
         wanted = {i.email for i in items} | {i.entry.email for i in items
                                               if i.entry is not None and i.entry.email}
         found: dict[tuple[int, str], int] = {}
+        rows: dict[int, dict[str, Any]] = {}
         for row in self.target.find_customers(e for e in wanted if e):
             ident = (int(row["website_id"]), str(row["email"]).lower())
             found[ident] = min(found.get(ident, int(row["customer_id"])), int(row["customer_id"]))
+            rows[int(row["customer_id"])] = row
         owners = self.idmap.owners(CUSTOMER.name, found.values())
         for it in items:
             pending = it.entry is not None and it.entry.state == PENDING
@@ -174,6 +180,7 @@ class Upserter:
                 continue
             it.target_id = tid
             owner = owners.get(tid)
+            equal = customer_unchanged(it.payload, rows[tid])
             if owner is not None and owner != it.key:
                 out.fault(CUSTOMER, it, "duplicate_email",
                           f"This customer email already exists (target customer {tid} was "
@@ -181,8 +188,11 @@ class Upserter:
                 it.call, it.action = None, ""
                 self.faulted.add(it.key)
             elif pending or owner == it.key:  # ours: a create that landed before a crash
-                same = it.entry is not None and it.entry.payload_hash == it.hash
+                same = equal or (it.entry is not None and it.entry.payload_hash == it.hash)
                 it.call, it.action, it.record = (None if same else "update"), "created", True
+            elif self.policy == "update" and equal:  # nothing to write: no updated_at moved
+                it.call, it.action, it.record = None, "unchanged", True
+                it.message = f"matched existing target customer {tid} by email: already equal"
             elif self.policy == "update":
                 it.call, it.action = "update", "updated"
                 it.message = f"matched existing target customer {tid} by email"

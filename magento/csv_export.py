@@ -93,7 +93,8 @@ def _set_codes(
 
 
 def _ce_rows(
-    rows: Iterable[Record], labels: Mapping[int, str], extra: Sequence[str], count: list[int]
+    rows: Iterable[Record], labels: Mapping[int, str], extra: Sequence[str], count: list[int],
+    every_flag: bool = False,
 ) -> Iterator[list[Any]]:
     """Yield CE export rows: the customer with its first address, then continuations."""
     no_address = [None] * len(_CE_ADDRESS_KEYS)
@@ -110,17 +111,21 @@ def _ce_rows(
         for i, address in enumerate(addresses):
             count[0] += 1
             if i == 0:
-                yield cells + _ce_address_cells(address) + tail
+                yield cells + _ce_address_cells(address, every_flag) + tail
             else:
-                yield _CE_EMPTY_CUSTOMER + _ce_address_cells(address) + no_extra
+                yield _CE_EMPTY_CUSTOMER + _ce_address_cells(address, every_flag) + no_extra
 
 
-def _ce_address_cells(address: Address) -> list[Any]:
-    """The CE address columns of one address."""
+def _ce_address_cells(address: Address, every_flag: bool = False) -> list[Any]:
+    """The CE address columns of one address. Like a real store's export, the shipping
+    flag is written only on an address that is the default billing one too: a default
+    shipping address of its own gets an empty `_address_default_shipping_` (unless
+    `every_flag`)."""
     get = address.get
     cells = [get(k) for k in _CE_ADDRESS_KEYS]
-    cells[-2] = 1 if get("is_default_billing") else None
-    cells[-1] = 1 if get("is_default_shipping") else None
+    billing = bool(get("is_default_billing"))
+    cells[-2] = 1 if billing else None
+    cells[-1] = 1 if (billing or every_flag) and get("is_default_shipping") else None
     return cells
 
 
@@ -132,13 +137,17 @@ def write_ce_export(
     extra_columns: Sequence[str] = (),
     bom: bool = False,
     crlf: bool = False,
+    every_shipping_flag: bool = False,
 ) -> int:
-    """Write the Magento 1.9 CE / OpenMage one-file export; return the data rows written."""
+    """Write the Magento 1.9 CE / OpenMage one-file export; return the data rows written.
+    `every_shipping_flag` writes the default-shipping flag a real export leaves out (the
+    shape data/sample was written in)."""
     count = [0]  # a cell the row generator bumps, so writerows can run the loop in C
     with _open(path, bom) as f:
         writer = csv.writer(f, lineterminator="\r\n" if crlf else "\n")
         writer.writerow((*CE_HEADER, *extra_columns))
-        writer.writerows(_ce_rows(rows, gender_labels, extra_columns, count))
+        writer.writerows(_ce_rows(rows, gender_labels, extra_columns, count,
+                                  every_shipping_flag))
     return count[0]
 
 

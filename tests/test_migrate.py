@@ -23,6 +23,7 @@ import pytest
 from flows.cli import main
 from flows.migrate import MigrateSettings, load_migrate_settings, run_migrate
 from flows.verify import VerifyResult, run_verify
+from load.guards import FaultRatioError
 from magento.csv_export import write_ce_export
 from magento.dataset import GROUPS, STORES, iter_customers
 from magento.emulator import (
@@ -127,6 +128,12 @@ def preexisting(store: EmulatorStore, rows: list[tuple[dict[str, Any], list[dict
                                    "telephone": "030 1"})
 
 
+def written(report: dict[str, Any]) -> int:
+    """The write calls a migration sent (its note)."""
+    note = next(n for n in report["notes"] if n.endswith(" write call(s)"))
+    return int(note.rsplit(", ", 1)[1].split()[0])
+
+
 def emails(store: EmulatorStore) -> Counter[tuple[int, str]]:
     return Counter((c["website_id"], c["email"].lower()) for c in store.list_customers())
 
@@ -157,9 +164,10 @@ def test_migration_verifies_and_reruns_unchanged(
     s = settings(out, target, csv_source(src))
     result = run_verify(s)
     assert clean(result) == [], clean(result)
-    assert result.customers == N and result.notes == [
+    assert result.customers == N and result.notes[-1] == (
         "3 address(es) of migrated customers exist only on the target and were not written "
-        "by magsync: left alone, not compared"]
+        "by magsync: left alone, not compared")
+    assert {f for _, f in result.not_in_source} <= {"region_id", "is_default_shipping"}
     assert max(emails(target.store).values()) == 1
     held = {c["email"]: c for c in target.store.list_customers()}
     assert held[rows[3][0]["email"]]["password_hash"] == SENTINEL
@@ -169,7 +177,7 @@ def test_migration_verifies_and_reruns_unchanged(
     again = run_migrate(s, tasks=False)
     assert counts(again, "customer") == {"unchanged": N, "skipped": 1}
     assert set(counts(again, "address")) <= {"unchanged", "skipped"}
-    assert "0 multiCall request(s) to the target" in again["notes"]
+    assert written(again) == 0  # region lists are read again, nothing is written
 
     logged = capsys.readouterr()
     texts = [logged.out, logged.err, caplog.text]
@@ -261,7 +269,7 @@ def test_lost_answers_are_looked_up_before_any_resend(tmp_path: Path,
     src = write_export(tmp_path / "src", rows)
     faults = FaultInjection(seed=5, drop_rate=0.3, drop_after_processing=after_processing)
     with run_emulator(empty_store(), users={"etl": KEY}, faults=faults) as emu:
-        s = settings(tmp_path / "out", emu, csv_source(src))
+        s = settings(tmp_path / "out", emu, csv_source(src), max_fault_ratio=1)
         for _ in range(4):
             report = run_migrate(s, tasks=False)
             if not counts(report, "customer").get("faulted") and \
@@ -393,7 +401,7 @@ def test_store_faults_come_back_while_the_rest_migrate(target: RunningEmulator,
     assert max(shared.values()) == 2  # emails on both websites: one target website below
     with run_emulator(source_store, users={"src": SOURCE_KEY}) as source:
         s = settings(tmp_path / "out", target, soap_source(source),
-                     website_map={2: 1}, store_map={2: 1},
+                     website_map={2: 1}, store_map={2: 1}, max_fault_ratio=1,
                      expectations_dir=str(relaxed_suites(tmp_path / "suites")))
         report = run_migrate(s, tasks=False)
     faults = [r for r in records(report) if r["action"] == "faulted"]
@@ -418,7 +426,8 @@ def test_missing_group_faults_customer_and_its_addresses(tmp_path: Path) -> None
     src = write_export(tmp_path / "src", rows)
     with run_emulator(EmulatorStore(groups=groups, stores=STORE_VIEWS),
                       users={"etl": KEY}) as emu:
-        report = run_migrate(settings(tmp_path / "out", emu, csv_source(src)), tasks=False)
+        report = run_migrate(settings(tmp_path / "out", emu, csv_source(src),
+                                      max_fault_ratio=1), tasks=False)
         faults = [r for r in records(report) if r["action"] == "faulted"]
         group_faults = [f for f in faults if f["rule"] == "group_missing_on_target"]
         assert len(group_faults) == len(in_group_6)
@@ -438,7 +447,7 @@ def test_existing_customer_policies(target: RunningEmulator, tmp_path: Path,
     src = write_export(tmp_path / "src", rows)
     preexisting(target.store, rows, (1, 2))
     report = run_migrate(settings(tmp_path / "out", target, csv_source(src),
-                                  on_existing=policy), tasks=False)
+                                  on_existing=policy, max_fault_ratio=1), tasks=False)
     action = "skipped" if policy == "skip" else "faulted"
     assert counts(report, "customer") == {"created": 18, action: 2}
     names = {c["firstname"] for c in target.store.list_customers()
@@ -469,3 +478,115 @@ def test_delete_missing(target: RunningEmulator, tmp_path: Path) -> None:
         run_migrate(settings(tmp_path / "out", target, csv_source(src),
                              delete_missing=True), tasks=False)
     assert len(target.store.list_customers()) == 19
+
+
+# --- a store's own CE export back into it (issue 15) --------------------------------------
+
+
+def snapshot(store: EmulatorStore) -> list[tuple[Any, ...]]:
+    """Every customer and address with its updated_at: what a write would move."""
+    out: list[tuple[Any, ...]] = []
+    for cid in store.customer_ids():
+        out.append(tuple(sorted((store.customer(cid) or {}).items())))
+        out += [tuple(sorted(a.items())) for a in store.addresses_of(cid)]
+    return out
+
+
+def test_own_ce_export_migrates_into_its_store_unchanged(target: RunningEmulator,
+                                                         tmp_path: Path) -> None:
+    rows = list(iter_customers(80, seed=15))
+    countries = Counter(a["country_id"] for _, adr in rows for a in adr if a.get("region_id"))
+    assert {"AT", "US", "DE"} <= set(countries)  # region-list countries, ids in the store
+    assert any(a["country_id"] == "GB" for _, adr in rows for a in adr)  # a country without
+    assert any(c.get("default_shipping") not in (None, c.get("default_billing"))
+               for c, _ in rows)  # the export cannot name these default-shipping addresses
+    target.store.load(rows)
+    before = snapshot(target.store)
+    src = tmp_path / "export"
+    src.mkdir()
+    write_ce_export(src / "customers.csv", rows)  # no groups file: CE has group ids only
+    s = settings(tmp_path / "out", target, csv_source(src), same_group_ids=True)
+    for run in (1, 2):
+        report = run_migrate(s, tasks=False)
+        assert counts(report, "customer") == {"unchanged": 80}, (run, report["counts"])
+        assert counts(report, "address") == {"unchanged": sum(len(a) for _, a in rows)}, run
+        assert written(report) == 0, run
+        assert snapshot(target.store) == before, run  # no updated_at moved, no duplicate
+    result = run_verify(s)
+    assert clean(result) == [], clean(result)
+    assert result.customers == 80 and len(result.notes) == 2, result.notes
+    assert all("not in the source" in n for n in result.notes)
+    assert {f for _, f in result.not_in_source} == {"is_default_shipping", "region_id"}
+
+
+def test_region_ids_are_resolved_on_the_target(target: RunningEmulator, tmp_path: Path) -> None:
+    cid = target.store.create_customer({"email": "r@example.com", "website_id": 1,
+                                        "firstname": "R", "lastname": "S", "group_id": 1})
+    base = {"customer_id": cid, "email": "r@example.com", "website_id": 1, "store_id": 1,
+            "firstname": "R", "lastname": "S", "group_id": 1,
+            "created_at": target.store.customer(cid)["created_at"]}  # type: ignore[index]
+    place = {"firstname": "R", "lastname": "S", "city": "C", "postcode": "1",
+             "telephone": "1"}
+    addresses = [{**place, "street": "1 A", "country_id": "AT", "region": "wien"},
+                 {**place, "street": "2 A", "country_id": "DE", "region": "Thuringen"},
+                 {**place, "street": "3 A", "country_id": "US", "region": "NY"},
+                 {**place, "street": "4 A", "country_id": "AT", "region": "Atlantis"},
+                 {**place, "street": "5 A", "country_id": "GB", "region": "Kent"}]
+    src = tmp_path / "export"
+    src.mkdir()
+    write_ce_export(src / "customers.csv", [(base, addresses)])
+    s = settings(tmp_path / "out", target, csv_source(src), same_group_ids=True)
+    report = run_migrate(s, tasks=False)
+    assert counts(report, "address") == {"created": 5, "warning": 1}
+    held = {a["street"]: a for a in target.store.addresses_of(cid)}
+    assert [(held[f"{i} A"]["region_id"], held[f"{i} A"]["region"]) for i in range(1, 6)] == [
+        (95, "Wien"), (94, "Thüringen"), (43, "New York"), (None, "Atlantis"), (None, "Kent")]
+    warning = [r for r in records(report) if r["action"] == "faulted"]
+    assert [w["rule"] for w in warning] == ["region_unknown_on_target"]
+    again = run_migrate(s, tasks=False)
+    assert counts(again, "address") == {"unchanged": 5, "warning": 1} and written(again) == 0
+
+
+def test_ce_export_without_groups_is_refused_up_front(
+        prefect_harness: Path, target: RunningEmulator, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rows = list(iter_customers(12, seed=4))
+    src = tmp_path / "export"
+    src.mkdir()
+    write_ce_export(src / "customers.csv", rows)
+    args = ["migrate", "--input", str(src), "--to-url", target.url, "--to-api-user", "etl",
+            "--output-dir", str(tmp_path / "out")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "group_id only" in err and "--group-map" in err and "--same-group-ids" in err
+    assert "groups file" in err and target.store.counts() == (0, 0)
+    assert main([*args, "--same-group-ids"]) == 0
+    assert target.store.counts() == (12, sum(len(a) for _, a in rows))
+
+
+def test_fault_ratio_stops_a_migration(prefect_harness: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    rows = list(iter_customers(30, seed=4))
+    src = tmp_path / "export"
+    src.mkdir()
+    write_ce_export(src / "customers.csv", rows)
+    lonely = EmulatorStore(groups=[{"customer_group_id": 0, "customer_group_code": "NONE"}],
+                           stores=STORE_VIEWS)
+    with run_emulator(lonely, users={"etl": KEY}) as emu:
+        args = ["migrate", "--input", str(src), "--to-url", emu.url, "--to-api-user", "etl",
+                "--output-dir", str(tmp_path / "out"), "--same-group-ids"]
+        assert main(args) == 1  # every customer's group is missing: 100 % faulted
+        err = capsys.readouterr().err
+        assert "exceeds --max-fault-ratio 5.0%" in err and "before this batch" in err
+        assert lonely.counts() == (0, 0)
+        dry = run_migrate(settings(tmp_path / "out", emu, csv_source(src), dry_run=True,
+                                   same_group_ids=True, max_fault_ratio=1), tasks=False)
+        assert any("store's answers" in n for n in dry["notes"])
+    # Faults found while writing count as they arrive: a run that ends over the ratio
+    # fails (every customer exists on the target and --on-existing is fault).
+    with run_emulator(generated_store(30, seed=4), users={"etl": KEY}) as emu:
+        with pytest.raises(FaultRatioError) as failed:
+            run_migrate(settings(tmp_path / "out2", emu, csv_source(src), same_group_ids=True,
+                                 on_existing="fault", max_fault_ratio=0.5), tasks=False)
+        report = failed.value.report or {}
+        assert report["status"] == "failed" and counts(report, "customer") == {"faulted": 30}

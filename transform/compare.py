@@ -7,7 +7,7 @@ values are never shown: a differing secret says only "differs".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,21 @@ NOT_COMPARED: dict[str, dict[str, str]] = {
         "updated_at": "the store sets it on every save",
     },
 }
+# Fields a source format cannot express, per format (extract.csv_formats.Format values):
+# where such a source says nothing (empty or false), the target's value is "not in the
+# source" rather than a difference.
+NOT_IN_SOURCE: dict[str, dict[str, dict[str, str]]] = {
+    "magento_ce_customers": {
+        ADDRESS.name: {
+            "is_default_shipping": "a CE export leaves _address_default_shipping_ empty "
+                                   "when the default shipping address is not the default "
+                                   "billing one",
+            "region_id": "a CE export names the region only; the target keys it by its "
+                         "own directory's id",
+        },
+    },
+}
+NOT_IN_SOURCE_KIND = "not in the source"
 # Attributes the store fills in when none is given: compared where the source has one.
 STORE_DEFAULTED = frozenset({"created_at", "created_in", "store_id", "group_id",
                              "disable_auto_group_change"})
@@ -85,16 +100,31 @@ def _shown(value: Any) -> str:
     return "null" if shown is None else repr(shown)
 
 
+def unknowable_fields(formats: Iterable[str], entity: Entity) -> dict[str, str]:
+    """The fields of an entity that sources of these formats cannot express, with why."""
+    out: dict[str, str] = {}
+    for fmt in formats:
+        out.update(NOT_IN_SOURCE.get(fmt, {}).get(entity.name, {}))
+    return out
+
+
 def compare_record(entity: Entity, key: str, target_id: int | None,
-                   expected: Mapping[str, Any], actual: Mapping[str, Any]) -> list[Difference]:
-    """The differing fields of one record; secrets reported without their values."""
+                   expected: Mapping[str, Any], actual: Mapping[str, Any],
+                   unknowable: Mapping[str, str] | None = None) -> list[Difference]:
+    """The differing fields of one record; secrets reported without their values. A field
+    in `unknowable` the source leaves empty is reported as "not in the source"."""
     out = []
+    unknowable = unknowable or {}
     secret = set(entity.secret_names)
     for name in compared_fields(entity):
         want, have = _value(name, expected.get(name)), _value(name, actual.get(name))
         if want is None and name in STORE_DEFAULTED:
             continue
         if (want is None) == (have is None) and (want is None or bool(want == have)):
+            continue
+        if name in unknowable and (want is None or want is False):
+            out.append(Difference(entity.name, key, target_id, name, NOT_IN_SOURCE_KIND,
+                                  note=unknowable[name]))
             continue
         if name in secret:
             out.append(Difference(entity.name, key, target_id, name, "differs"))

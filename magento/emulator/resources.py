@@ -1,4 +1,5 @@
-"""The API resources (customer, customer_address, customer_group) over an EmulatorStore.
+"""The API resources (customer, customer_address, customer_group, directory_country,
+directory_region) over an EmulatorStore.
 
 Each method mirrors its Magento 1.9 / OpenMage PHP method: same parameters (PHP 8 binds
 string keys of an args Map as named parameters), same faults, same answer shapes.
@@ -23,6 +24,7 @@ from magento.emulator.store import EmulatorStore
 _CUSTOMER_NOT_EXISTS = ("102", "Customer not exists.")
 _ADDRESS_CUSTOMER_NOT_EXISTS = ("101", "Customer not exists.")
 _ADDRESS_NOT_EXISTS = ("102", "Address not exists.")
+_COUNTRY_NOT_EXISTS = ("101", "Country not exists.")
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,12 @@ class Resources:
             ),
             "customer_group.list": Method(
                 "Mage_Customer_Model_Group_Api::items", (), 0, self.group_list
+            ),
+            "directory_country.list": Method(
+                "Mage_Directory_Model_Country_Api::items", (), 0, self.country_list
+            ),
+            "directory_region.list": Method(
+                "Mage_Directory_Model_Region_Api::items", ("country",), 1, self.region_list
             ),
         }
 
@@ -246,6 +254,27 @@ class Resources:
                 "customer_group_code": g["customer_group_code"],
             }
             for g in groups
+        ]
+
+    # -- directory -------------------------------------------------------------------------
+
+    def country_list(self) -> list[dict[str, Any]]:
+        """directory_country.list: every country (v1_directory_country_list)."""
+        return [
+            {"country_id": c.country_id, "iso2_code": c.country_id, "iso3_code": c.iso3_code,
+             "name": c.name}
+            for c in self.store.directory.countries
+        ]
+
+    def region_list(self, country: Any) -> list[dict[str, Any]]:
+        """directory_region.list: the country's regions by name, [] for a country without
+        any, fault 101 for an unknown code (v1_directory_region_list_*)."""
+        found = self.store.directory.country(country) if isinstance(country, str) else None
+        if found is None:
+            raise ApiFault.of(_COUNTRY_NOT_EXISTS)
+        return [
+            {"region_id": r.region_id, "code": r.code, "name": r.name}
+            for r in self.store.directory.regions_of(found.country_id)
         ]
 
     # -- helpers ---------------------------------------------------------------------------

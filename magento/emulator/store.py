@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from magento.emulator.directory import Directory, default_directory
 from magento.emulator.faults import AddressNotFoundError, CustomerNotFoundError, SaveError
 from magento.emulator.fields import (
     ADDRESS_FIELDS,
@@ -60,6 +61,7 @@ class EmulatorStore:
         stores: Mapping[int, tuple[int, str]] | None = None,
         timezone: str = "Europe/Berlin",
         clock: Clock = utc_now,
+        directory: Directory | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self._customers: dict[int, Record] = {}
@@ -70,6 +72,7 @@ class EmulatorStore:
         self.stores: dict[int, tuple[int, str]] = dict(stores or DEFAULT_STORES)
         self.timezone = ZoneInfo(timezone)
         self.clock: Clock = clock
+        self.directory = directory or default_directory()
         # Auto-increment counters: never reused, at least one past the largest id seen.
         self.next_customer_id = 1
         self.next_address_id = 1
@@ -232,6 +235,7 @@ class EmulatorStore:
             self._customer(customer_id)
             values = self._address_values(data)
             validate_address(values)
+            self._fill_region(values, values)
             now = self.now()
             values.setdefault("created_at", now)
             values["updated_at"] = now
@@ -251,6 +255,7 @@ class EmulatorStore:
             values = self._address_values(data)
             merged = row | values
             validate_address(merged)
+            self._fill_region(values, merged)
             row.update(values)
             row["updated_at"] = self.now()
             self._apply_defaults(row["parent_id"], address_id, data)
@@ -298,6 +303,13 @@ class EmulatorStore:
                 raw = join_street(data[field]) if field == "street" else data[field]
                 values[field] = coerce(field, raw, ADDRESS_INTS)
         return values
+
+    def _fill_region(self, values: Record, merged: Mapping[str, Any]) -> None:
+        """A region_id of the address's country sets `region` to the directory's name
+        (Magento's Address_Abstract::getRegion on save); a name alone leaves region_id."""
+        name = self.directory.region_name(merged.get("region_id"), merged.get("country_id"))
+        if name is not None:
+            values["region"] = name
 
     def _check_email(self, email: Any, website_id: Any, own_id: int | None) -> None:
         """Magento's customer save checks: an e-mail, unique per website (case-insensitive)."""

@@ -199,7 +199,7 @@ SCALAR_ARGS = [
 
 
 def test_recordings_split_as_expected() -> None:
-    assert len(POSITIONAL) == 29 and len(SCALAR_ARGS) == 11
+    assert len(POSITIONAL) == 37 and len(SCALAR_ARGS) == 11
 
 
 @pytest.mark.parametrize("name", POSITIONAL)

@@ -169,6 +169,21 @@ def _wsi_list(value: Any) -> None:
     assert value[2]["lastname"] == "Novák"
 
 
+def _countries(value: Any) -> None:
+    assert len(value) == 246 and value[0] == {
+        "country_id": "AD", "iso2_code": "AD", "iso3_code": "AND", "name": "Andorra"}
+
+
+def _regions_at(value: Any) -> None:
+    assert len(value) == 9 and value[-1] == {"region_id": 95, "code": "WI", "name": "Wien"}
+
+
+def _region(region_id: int | None) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        assert (value["region"], value["region_id"]) == ("Wien", region_id)
+    return check
+
+
 EXPECTED: dict[str, Callable[[Any], None]] = {
     "v1_acl_denied": _fault(2, "Access denied."),
     "v1_call_after_endsession": _fault(5, "Session expired. Try to relogin."),
@@ -218,6 +233,14 @@ EXPECTED: dict[str, Callable[[Any], None]] = {
     "v1_multicall_50_address_list": _multicall_50,
     "v1_multicall_with_fault": _with_fault(3),
     "v1_multicall_with_fault_break": _with_fault(2),
+    "v1_directory_country_list": _countries,
+    "v1_directory_region_list_at": _regions_at,
+    "v1_directory_region_list_gb": _equals([]),
+    "v1_directory_region_list_unknown": _fault(101, "Country not exists."),
+    "v1_customer_address_create_region_name_only": _equals("302"),
+    "v1_customer_address_create_region_id": _equals("303"),
+    "v1_customer_address_info_region_name_only": _region(None),
+    "v1_customer_address_info_region_id": _region(95),
     "v2_customer_address_list": _v2_addresses,
     "v2_customer_group_list": _groups,
     "v2_customer_info": _v2_info,

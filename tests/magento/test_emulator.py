@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -173,6 +174,21 @@ def _address_307(store: EmulatorStore) -> None:
     )
 
 
+REGION_TIME = datetime(2026, 12, 2, 21, 53, 26, tzinfo=UTC)  # the region recordings' store clock
+RITA = {"firstname": "Rita", "lastname": "Region", "city": "Wien", "country_id": "AT",
+        "postcode": "1010", "telephone": "+43 1 1234567"}
+
+
+def _region_address(address_id: int, street: str, region: dict[str, Any]) -> Callable[
+        [EmulatorStore], None]:
+    """The address a region recording created on customer 4 (a store in UTC that day)."""
+    def setup(store: EmulatorStore) -> None:
+        store.timezone, store.clock = ZoneInfo("UTC"), lambda: REGION_TIME
+        store.next_address_id = address_id
+        store.create_address(4, {**RITA, "street": [street], **region})
+    return setup
+
+
 # Store state a write recording was taken on: the auto-increment counters of the moment
 # (so even the returned ids match) and the rows it touches.
 SETUPS: dict[str, Callable[[EmulatorStore], None]] = {
@@ -183,6 +199,11 @@ SETUPS: dict[str, Callable[[EmulatorStore], None]] = {
     "v1_customer_address_create": lambda s: (_customer_221(s), setattr(s, "next_address_id", 306)),
     "v1_customer_address_create_invalid": _customer_221,
     "v1_customer_address_delete": _address_307,
+    "v1_customer_address_create_region_name_only": lambda s: setattr(s, "next_address_id", 302),
+    "v1_customer_address_create_region_id": lambda s: setattr(s, "next_address_id", 303),
+    "v1_customer_address_info_region_name_only": _region_address(302, "1 Ring",
+                                                                 {"region": "Wien"}),
+    "v1_customer_address_info_region_id": _region_address(303, "2 Ring", {"region_id": 95}),
 }
 
 
@@ -238,6 +259,10 @@ CHECKS: dict[str, Callable[[EmulatorStore], None]] = {
     "v1_customer_address_create": _check_address_create,
     "v1_customer_address_update": _check_address_update,
     "v1_customer_address_delete": lambda s: _expect({"gone": s.address(307)}, "gone", None),
+    # A name alone is stored as given; a region_id fills in the directory's name.
+    "v1_customer_address_create_region_name_only": lambda s: _expect(
+        s.address(302), "region_id", None),
+    "v1_customer_address_create_region_id": lambda s: _expect(s.address(303), "region", "Wien"),
 }
 
 
@@ -276,7 +301,7 @@ def test_replayed_recording_matches(name: str) -> None:
 
 def test_every_recording_is_replayed_or_known_not_emulated() -> None:
     names = {p.name.removesuffix(".request.xml") for p in WIRE.glob("*.request.xml")}
-    assert len(V1) == 41
+    assert len(V1) == 49
     assert names - set(V1) == NOT_EMULATED
     with run_emulator() as emu:  # no v2 endpoint at all: a client must not find one
         assert requests.get(emu.url + "api/v2_soap/?wsdl=1", timeout=5).status_code == 404
@@ -605,6 +630,32 @@ def test_legacy_wsdl_and_advertised_address() -> None:
 # --- the store's Python API --------------------------------------------------------------
 
 
+def test_directory_answers_and_region_ids_fill_region_names(emu_small: Soap) -> None:
+    sid = emu_small.login()
+    de = emu_small.call(sid, "directory_region.list", ["DE"])
+    assert {"region_id": 82, "code": "BER", "name": "Berlin"} in de and len(de) == 16
+    assert [r["name"] for r in de] == sorted(r["name"] for r in de)
+    us = {r["name"]: r["region_id"] for r in emu_small.call(sid, "directory_region.list", "US")}
+    assert (us["New York"], us["California"], len(us)) == (43, 12, 65)
+    assert emu_small.call(sid, "directory_region.list", ["AUT"])[-1]["name"] == "Wien"  # ISO 3
+    assert emu_small.call(sid, "directory_region.list", ["GB"]) == []
+    with pytest.raises(Fault) as fault:
+        emu_small.call(sid, "directory_region.list", ["XX"])
+    assert (fault.value.code, fault.value.message) == (101, "Country not exists.")
+    countries = emu_small.call(sid, "directory_country.list")
+    assert len(countries) == 246 and countries[0]["iso3_code"] == "AND"
+    # update: a region_id of the address's country renames region; another country's not
+    aid = int(emu_small.call(sid, "customer_address.create", [1, {**RITA, "street": ["x"],
+                                                                  "region": "Vienna"}]))
+    assert emu_small.call(sid, "customer_address.info", aid)["region_id"] is None
+    emu_small.call(sid, "customer_address.update", [aid, {"region_id": 82}])  # DE's Berlin
+    assert emu_small.call(sid, "customer_address.info", aid)["region"] == "Vienna"
+    emu_small.call(sid, "customer_address.update", [aid, {"region_id": 96, "region": "x"}])
+    info = emu_small.call(sid, "customer_address.info", aid)
+    assert (info["region"], info["region_id"]) == ("Niederösterreich", 96)
+
+
+
 def test_store_writes_behave_like_magento() -> None:
     moments = [SETUP_TIME]
     store = EmulatorStore(clock=lambda: moments[0])
@@ -670,7 +721,11 @@ def test_ce_export_loads_like_the_generated_store(tmp_path: Path) -> None:
     for cid in generated.customer_ids():
         want, got = generated.customer(cid), from_csv.customer(cid)
         assert want is not None and got is not None
-        assert got | {"updated_at": None} == want | {"updated_at": None}
+        # The export names a default shipping address only when it is the billing one too.
+        shipping = want["default_shipping"] if want["default_shipping"] == want[
+            "default_billing"] else None
+        assert got | {"updated_at": None} == want | {"updated_at": None,
+                                                     "default_shipping": shipping}
         assert got["updated_at"] == want["created_at"]  # the export has no updated_at
         for a, b in zip(generated.addresses_of(cid), from_csv.addresses_of(cid), strict=True):
             # The export has no address timestamps and no region_id (only the region name).

@@ -1,0 +1,79 @@
+"""The fault ratio of a migration: checked before each batch's writes and at the end.
+
+Faults found while reading, validating and mapping a batch are known before anything of
+it is written, so the run stops at the first batch whose faults push the ratio over the
+limit. The store's own faults arrive with its answers: they are counted as they come,
+and a run that ends over the limit fails. Warnings (a rule in WARNING_RULES) do not count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from load.regions import REGION_UNKNOWN
+from transform.errors import GuardRefusedError, MagsyncError
+from transform.faults import Fault
+
+WARNING_RULES = frozenset({REGION_UNKNOWN})
+
+
+class FaultRatioError(MagsyncError):
+    """A migration ended with more faulted records than its fault ratio allows."""
+
+
+def is_warning(fault: Fault) -> bool:
+    """Whether a fault only warns: the record was still written."""
+    return fault.rule in WARNING_RULES
+
+
+def faulted_records(faults: Iterable[Fault]) -> int:
+    """Distinct faulted records among faults (keyless ones count one each)."""
+    keys: set[tuple[str, str]] = set()
+    keyless = 0
+    for fault in faults:
+        if is_warning(fault):
+            continue
+        if fault.key is None:
+            keyless += 1
+        else:
+            keys.add((fault.entity, fault.key))
+    return len(keys) + keyless
+
+
+@dataclass
+class FaultBudget:
+    """Records read and records faulted so far, against `max_ratio` (None: no limit)."""
+
+    max_ratio: float | None
+    records: int = 0
+    faulted: int = 0
+
+    @property
+    def ratio(self) -> float:
+        """Faulted records over records read."""
+        return self.faulted / self.records if self.records else 0.0
+
+    def _over(self) -> bool:
+        return self.max_ratio is not None and self.records > 0 and self.ratio > self.max_ratio
+
+    def _text(self) -> str:
+        return (f"fault ratio {self.ratio:.1%} ({self.faulted} of {self.records} records) "
+                f"exceeds --max-fault-ratio {self.max_ratio:.1%}")
+
+    def before_writes(self, records: int, faults: Iterable[Fault]) -> None:
+        """Counts a batch's read and mapping faults; refuses its writes over the limit."""
+        self.records += records
+        self.faulted += faulted_records(faults)
+        if self._over():
+            raise GuardRefusedError(f"{self._text()} before this batch was written: the run "
+                                    "stops here (earlier batches were written)")
+
+    def store_faults(self, faults: Iterable[Fault]) -> None:
+        """Counts faults the store answered (or the upsert found) for records read."""
+        self.faulted += faulted_records(faults)
+
+    def at_end(self) -> None:
+        """Fails a run that ended over the limit."""
+        if self._over():
+            raise FaultRatioError(f"{self._text()}: see the report's faults")
