@@ -79,25 +79,31 @@ def load_page_data(report_dir: Path) -> PageData:
     return data
 
 
-def read_records(parquet: Path, batch_rows: int = 65_536) -> tuple[pa.Table, pa.Table]:
+def read_records(parquet: Path) -> tuple[pa.Table, pa.Table]:
     """The faulted records (example columns) and the updated ones (entity and changed
-    columns), read batch by batch so a first load's millions of `created` rows never sit
-    in memory at once."""
+    columns), a row group at a time; a group with neither (a first load's `created`
+    rows) is skipped after reading its action column alone."""
     faults, updated = [], []
+    wanted = pa.array(["faulted", "updated"])
     columns = ["action", "changed_fields", *FAULT_COLUMNS]
-    for batch in pq.ParquetFile(parquet).iter_batches(batch_rows, columns=columns):
-        action = batch.column("action")
-        faults.append(batch.filter(pc.equal(action, "faulted")).select(list(FAULT_COLUMNS)))
-        updated.append(batch.filter(pc.equal(action, "updated"))
+    file = pq.ParquetFile(parquet)
+    for group in range(file.num_row_groups):
+        actions = file.read_row_group(group, columns=["action"])["action"]
+        if not pc.any(pc.is_in(actions, wanted)).as_py():
+            continue
+        table = file.read_row_group(group, columns=columns)
+        faults.append(table.filter(pc.equal(table["action"], "faulted"))
+                      .select(list(FAULT_COLUMNS)))
+        updated.append(table.filter(pc.equal(table["action"], "updated"))
                        .select(["entity", "changed_fields"]))
-    return (_table(faults, RECORD_SCHEMA, FAULT_COLUMNS),
-            _table(updated, RECORD_SCHEMA, ("entity", "changed_fields")))
+    return (_concat(faults, FAULT_COLUMNS), _concat(updated, ("entity", "changed_fields")))
 
 
-def _table(batches: list[pa.RecordBatch], schema: pa.Schema,
-           names: tuple[str, ...]) -> pa.Table:
-    """The batches as one table (empty with the right columns when there are none)."""
-    return pa.Table.from_batches(batches, pa.schema([schema.field(n) for n in names]))
+def _concat(tables: list[pa.Table], names: tuple[str, ...]) -> pa.Table:
+    """The tables as one (empty with the right columns when there are none)."""
+    if tables:
+        return pa.concat_tables(tables)
+    return pa.schema([RECORD_SCHEMA.field(n) for n in names]).empty_table()
 
 
 def fault_groups(faults: pa.Table, examples: int = EXAMPLES_PER_RULE) -> list[RuleFaults]:
