@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import secrets
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flows import faults_cmd, migrate_cmd
+from flows import faults_cmd, migrate_cmd, report_cmd
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -63,6 +64,7 @@ def _sync_parser(sub: Any) -> None:
                    help="wait this long for another run's lock on the target (default: 0)")
     p.add_argument("--config", type=Path, help="TOML settings file (default ./magsync.toml)")
     p.add_argument("--log-level", default=None)
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
 
 def _emulator_parser(sub: Any) -> None:
@@ -90,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     _emulator_parser(sub)
     faults_cmd.add_parser(sub)
     migrate_cmd.add_parsers(sub)
+    report_cmd.add_parsers(sub)
     return parser
 
 
@@ -163,7 +166,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
     state: State[Any] = sync_flow(overrides, config, return_state=True)  # type: ignore[assignment]
     result = state.result(raise_on_failure=False)
     if isinstance(result, dict) and "counts" in result:
-        print_report(result)
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False))
+        else:
+            print_report(result)
     if state.is_completed():
         return EXIT_OK
     message = state.message or "sync failed"
@@ -227,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             return faults_cmd.run(args)
         if args.command in ("migrate", "verify"):
             return migrate_cmd.run(args)
+        if args.command in ("runs", "report"):
+            return report_cmd.run(args)
     except KeyboardInterrupt:
         return EXIT_FAILED
     return EXIT_FAILED

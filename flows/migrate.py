@@ -38,6 +38,7 @@ from load.magento_target import (
 from load.magento_upsert import Hook, Item, Outcome, Upserter
 from load.regions import REGION_UNKNOWN, RegionResolver, resolve_regions
 from load.report import RecordsWriter, RunReport, prune_reports
+from load.report_page import write_page
 from transform.batch import RawBatch
 from transform.errors import ConfigError, GuardRefusedError, MagsyncError
 from transform.faults import Fault, Stage
@@ -380,6 +381,7 @@ def finish(m: Migration, status: str, error: str | None = None) -> RunReport:
     report.write_summary(m.report_dir)
     prune_reports(m.settings.output_dir / "reports", m.settings.keep_reports_days)
     m.idmap.close()
+    write_page(m.report_dir)  # after the id map's lock is released
     return report
 
 

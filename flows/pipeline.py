@@ -25,6 +25,7 @@ from flows.stage import Pending
 from load.lock import RunLock
 from load.parquet_export import RunDelta, refresh_export
 from load.report import RecordsWriter, RunReport, prune_reports
+from load.report_page import write_page
 from load.sql_store import SqlTarget, utc_now
 from load.staging import Staging
 from transform.codes import StoreCodes
@@ -300,4 +301,5 @@ def finish(run: Run, status: str, error: str | None = None) -> RunReport:
     if run.lock is not None:
         run.lock.release()
     run.target.dispose()
+    write_page(run.report_dir)  # every run's index.html; after the lock is released
     return report

@@ -319,6 +319,19 @@ class SqlTarget:
             run_id=run_id, source=self.source, status=status, started_at=started,
             finished_at=finished, summary=None if summary is None else json.dumps(summary)))
 
+    def list_runs(self, limit: int, run_id: str | None = None) -> list[dict[str, Any]]:
+        """This source's newest runs (or the one `run_id`), newest first; `summary`
+        parsed from its JSON."""
+        query = sa.select(RUNS).where(RUNS.c.source == self.source)
+        if run_id is not None:
+            query = query.where(RUNS.c.run_id == run_id)
+        query = query.order_by(RUNS.c.started_at.desc(), RUNS.c.run_id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        for row in rows:
+            row["summary"] = json.loads(row["summary"]) if row["summary"] else None
+        return rows
+
     def dispose(self) -> None:
         """Closes pooled connections."""
         self.engine.dispose()
