@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,8 +29,9 @@ FORMULA = '=HYPERLINK("x")'
 LONG_NAME = "L" * 70_000
 # 262 characters: a syntactically plain address over the 255 of the email column.
 LONG_EMAIL = "betty.schmidt3@" + "d" * 243 + ".com"
-# Values with no place in cp1252 (the sample is unicode), replaced in the cp1252 case.
-NOT_CP1252 = {"丸の内": "Marunouchi", "민준": "Minjun", "김": "Kim"}
+# The sample's values with letters outside ASCII, as the cp1252 case spells them.
+ASCII = {"Дмитриевич": "Dmitrievich", "丸の内": "Marunouchi", "東京都": "Tokyo-to",
+         "東京": "Tokyo", "Łódzkie": "Lodzkie", "Łódź": "Lodz", "민준": "Minjun", "김": "Kim"}
 
 
 def base() -> tuple[list[str], Rows]:
@@ -125,9 +127,11 @@ def formats(h: list[str], rows: Rows) -> None:
 def cp1252(h: list[str], rows: Rows) -> None:
     """A Windows-1252 export: one non-ASCII name, every other value ASCII."""
     def ascii_only(value: str) -> str:
-        for old, new in NOT_CP1252.items():
+        for old, new in ASCII.items():
             value = value.replace(old, new)
-        return value.encode("ascii", "ignore").decode("ascii")
+        latin = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
+        assert latin.strip() or not value.strip(), value  # no value may vanish
+        return latin
 
     plain = [[ascii_only(v) for v in r] for r in rows]
     write("cp1252.csv", text(h, setcol(h, plain, C1, "firstname", "Renée")).encode("cp1252"))
