@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -30,7 +31,7 @@ CASES = [
 ]
 
 
-def write_records(folder: Path, values: list[str | None], message: str) -> Path:
+def write_records(folder: Path, values: Sequence[str | None], message: str) -> Path:
     writer = RecordsWriter(folder, "run-1")
     writer.write_faults([Fault("customer", Stage.NORMALISE, "bad_date", message,
                                key=f"[{i}]", column="dob", value=v, source_line=-i if i else 7)
