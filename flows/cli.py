@@ -176,16 +176,17 @@ def cmd_sync(args: argparse.Namespace) -> int:
     """Runs the sync flow and prints its report table."""
     quiet_prefect()
     _hide_target(args.target)
-    from prefect.states import State
-
     from flows.settings import load_settings
-    from flows.sync import MISSING_API_KEY, sync_flow
     from transform.errors import ConfigError
 
-    error_output(args.verbose)  # Prefect's console handler exists once prefect is imported
     overrides = sync_overrides(args)
     config = args.config.resolve() if args.config else None
-    settings = load_checked(load_settings, config, **overrides)
+    settings = load_checked(load_settings, config, **overrides)  # quick: Prefect not loaded
+    from prefect.states import State
+
+    from flows.sync import MISSING_API_KEY, sync_flow
+
+    error_output(args.verbose)  # Prefect's console handler exists once prefect is imported
     if (settings.source.kind == "soap" and settings.source.api_key is None
             and not settings.source.api_key_block):
         raise ConfigError(MISSING_API_KEY)  # before starting Prefect
