@@ -8,12 +8,24 @@ import logging
 import os
 import secrets
 import sys
+import traceback
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from flows import faults_cmd, migrate_cmd, report_cmd
+from flows.messages import (
+    ERRORS_LOGGER,
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    describe_failure,
+    load_checked,
+    quiet_tracebacks,
+)
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+__all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_LOCKED", "EXIT_OK", "main"]
 
 # Prefect must run offline and quietly; these are read when prefect is imported.
 PREFECT_DEFAULTS = {
@@ -84,15 +96,32 @@ def _emulator_parser(sub: Any) -> None:
     p.add_argument("--log-level", default="INFO")
 
 
+def installed_version() -> str:
+    """The installed magsync version (package metadata)."""
+    try:
+        return version("magsync")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="magsync", description=__doc__)
+    parser = argparse.ArgumentParser(prog="magsync", description=__doc__, allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"magsync {installed_version()}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="on an error, print its traceback too")
     sub = parser.add_subparsers(dest="command", required=True)
     _sync_parser(sub)
     _emulator_parser(sub)
     faults_cmd.add_parser(sub)
     migrate_cmd.add_parsers(sub)
     report_cmd.add_parsers(sub)
+    for subparser in sub.choices.values():
+        # An abbreviation (`--ful`) must be an error, not silently another option.
+        subparser.allow_abbrev = False
+        # Also accepted after the subcommand; SUPPRESS keeps a top-level --verbose.
+        subparser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                               help="on an error, print its traceback too")
     return parser
 
 
@@ -141,39 +170,51 @@ def setup_logging(level: str, name: str = "magsync") -> None:
     logging.getLogger("great_expectations").setLevel(logging.WARNING)  # chatty at INFO
 
 
+def error_output(verbose: bool) -> None:
+    """Tracebacks only with --verbose: then expected errors log theirs too (ERRORS_LOGGER);
+    without it, Prefect's console lines lose theirs."""
+    if verbose:
+        logging.getLogger(ERRORS_LOGGER).setLevel(logging.DEBUG)
+    else:
+        quiet_tracebacks()
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     """Runs the sync flow and prints its report table."""
     quiet_prefect()
     _hide_target(args.target)
-    from prefect.states import State
-    from pydantic import ValidationError
-
     from flows.settings import load_settings
-    from flows.sync import MISSING_API_KEY, sync_flow
+    from transform.errors import ConfigError
 
     overrides = sync_overrides(args)
-    config = str(args.config.resolve()) if args.config else None
-    try:
-        settings = load_settings(args.config, **overrides)
-    except ValidationError as err:
-        print(f"magsync: invalid settings: {err.errors()[0].get('msg')}", file=sys.stderr)
-        return EXIT_CONFIG
+    config = args.config.resolve() if args.config else None
+    settings = load_checked(load_settings, config, **overrides)  # quick: Prefect not loaded
+    from prefect.states import State
+
+    from flows.sync import MISSING_API_KEY, sync_flow
+
+    error_output(args.verbose)  # Prefect's console handler exists once prefect is imported
     if (settings.source.kind == "soap" and settings.source.api_key is None
             and not settings.source.api_key_block):
-        print(f"magsync: {MISSING_API_KEY}", file=sys.stderr)  # before starting Prefect
-        return EXIT_CONFIG
+        raise ConfigError(MISSING_API_KEY)  # before starting Prefect
     setup_logging(settings.log_level)
-    state: State[Any] = sync_flow(overrides, config, return_state=True)  # type: ignore[assignment]
+    state: State[Any] = sync_flow(overrides, str(config) if config else None,
+                                  return_state=True)  # type: ignore[assignment]
+    show = print_json if args.json else print_report
+    return flow_outcome(state, show, "sync failed")
+
+
+def flow_outcome(state: Any, show: Any, fallback: str) -> int:
+    """The exit code of a finished flow run, after `show`ing its report; an exception the
+    run ended with is raised again for main() to describe."""
     result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
     if isinstance(result, dict) and "counts" in result:
-        if args.json:
-            print(json.dumps(result, ensure_ascii=False))
-        else:
-            print_report(result)
+        show(result)
     if state.is_completed():
         return EXIT_OK
-    message = state.message or "sync failed"
-    print(f"magsync: {message}", file=sys.stderr)
+    print(f"magsync: {' '.join((state.message or fallback).split())}", file=sys.stderr)
     return int(result.get("exit_code", EXIT_FAILED)) if isinstance(result, dict) else EXIT_FAILED
 
 
@@ -207,6 +248,11 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def print_json(summary: dict[str, Any]) -> None:
+    """The run's summary as one JSON object, for scripts."""
+    print(json.dumps(summary, ensure_ascii=False))
+
+
 def print_report(summary: dict[str, Any]) -> None:
     """The short table at the end of a run."""
     actions = ["created", "updated", "restored", "deleted", "unchanged", "faulted"]
@@ -221,23 +267,34 @@ def print_report(summary: dict[str, Any]) -> None:
     print(f"report: {report_dir}")
 
 
+def run_command(args: argparse.Namespace) -> int:
+    """Dispatches to the subcommand."""
+    if args.command == "sync":
+        return cmd_sync(args)
+    if args.command == "emulator":
+        return cmd_emulator(args)
+    if args.command == "faults":
+        return faults_cmd.run(args)
+    if args.command in ("runs", "report"):
+        return report_cmd.run(args)
+    return migrate_cmd.run(args)  # migrate, verify
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `magsync` console script."""
+    """Entry point of the `magsync` console script: every error ends with one
+    `magsync: ...` line and its exit code (README, "Exit codes")."""
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "sync":
-            return cmd_sync(args)
-        if args.command == "emulator":
-            return cmd_emulator(args)
-        if args.command == "faults":
-            return faults_cmd.run(args)
-        if args.command in ("migrate", "verify"):
-            return migrate_cmd.run(args)
-        if args.command in ("runs", "report"):
-            return report_cmd.run(args)
+        return run_command(args)
     except KeyboardInterrupt:
+        print("magsync: interrupted", file=sys.stderr)
         return EXIT_FAILED
-    return EXIT_FAILED
+    except Exception as err:  # noqa: BLE001 - the one place every error becomes a line
+        if args.verbose:
+            traceback.print_exception(err, file=sys.stderr)
+        code, line = describe_failure(err)
+        print(f"magsync: {line}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

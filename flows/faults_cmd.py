@@ -25,6 +25,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Prints the faults as a table; exit 0 (also when there are none)."""
     from flows.cli import EXIT_CONFIG, _hide_target
+    from flows.messages import load_checked
     from flows.settings import load_settings
     from load.sql_store import SqlTarget
 
@@ -34,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["output_dir"] = str(args.output_dir.resolve())
     if args.source_name:
         overrides["source"] = {"name": args.source_name}
-    settings = load_settings(args.config, **overrides)
+    # Errors (settings, an unreachable target) reach main(): one line, exit 2.
+    settings = load_checked(load_settings, args.config, **overrides)
     target = SqlTarget(settings.target_url, source=settings.source.name)
     if not target.is_initialised():
         print(f"magsync: no magsync tables in {target.describe()}", file=sys.stderr)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -109,21 +108,20 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Runs `migrate` (through its Prefect flow) or `verify`."""
-    from pydantic import ValidationError
+    from flows.cli import error_output, quiet_prefect, setup_logging
 
-    from flows.cli import EXIT_CONFIG, setup_logging
+    quiet_prefect()  # before prefect is imported: its settings are read then
+    from flows.messages import load_checked
     from flows.migrate import MISSING_TARGET_KEY, load_migrate_settings
+    from transform.errors import ConfigError
 
+    error_output(args.verbose)
     given = overrides(args)
     config = args.config.resolve() if args.config else None
-    try:
-        settings = load_migrate_settings(config, **given)
-    except ValidationError as err:
-        print(f"magsync: invalid settings: {err.errors()[0].get('msg')}", file=sys.stderr)
-        return EXIT_CONFIG
+    settings = load_checked(load_migrate_settings, config,
+                            default_file="magsync-migrate.toml", **given)
     if settings.target.api_key is None:  # before starting Prefect
-        print(f"magsync: {MISSING_TARGET_KEY}", file=sys.stderr)
-        return EXIT_CONFIG
+        raise ConfigError(MISSING_TARGET_KEY)
     setup_logging(settings.log_level)
     if args.command == "verify":
         return verify(settings)
@@ -134,32 +132,19 @@ def migrate(given: dict[str, Any], config: str | None) -> int:
     """The migration flow; prints its table."""
     from prefect.states import State
 
-    from flows.cli import EXIT_FAILED, EXIT_OK, quiet_prefect
-
-    quiet_prefect()
+    from flows.cli import flow_outcome
     from flows.migrate import migrate_flow
 
     state: State[Any] = migrate_flow(given, config, return_state=True)  # type: ignore[assignment]
-    result = state.result(raise_on_failure=False)
-    if isinstance(result, dict) and "counts" in result:
-        print_table(result)
-    if state.is_completed():
-        return EXIT_OK
-    print(f"magsync: {state.message or 'migration failed'}", file=sys.stderr)
-    return int(result.get("exit_code", EXIT_FAILED)) if isinstance(result, dict) else EXIT_FAILED
+    return flow_outcome(state, print_table, "migration failed")
 
 
 def verify(settings: Any) -> int:
     """Prints each difference, then a summary line; 1 when any."""
     from flows.cli import EXIT_OK
     from flows.verify import run_verify
-    from transform.errors import MagsyncError
 
-    try:
-        result = run_verify(settings, lambda diff: print(diff.line(), flush=False))
-    except MagsyncError as err:
-        print(f"magsync: {err}", file=sys.stderr)
-        return err.exit_code
+    result = run_verify(settings, lambda diff: print(diff.line(), flush=False))
     for note in result.notes:
         print(f"note: {note}")
     print(f"verify: {result.customers} customers and {result.addresses} addresses compared, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from pydantic import ValidationError
 from extract.csv_source import CsvSource
 from extract.soap_source import SoapOptions, SoapSource
 from flows import pipeline
+from flows.messages import ERRORS_LOGGER, settings_error
 from flows.settings import Settings, SourceSettings, load_settings
 from flows.stage import stage_all
 from load.sql_store import SqlTarget
@@ -121,6 +124,18 @@ def saved_cursor(settings: Settings) -> str | None:
         target.dispose()
 
 
+def check_output_dir(folder: Path) -> None:
+    """Creates the output folder and proves it writable: one ConfigError (exit 2) when it
+    is not, before the run opens anything."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".magsync-probe-"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"output folder {folder} is not writable: "
+                          f"{err.strerror or type(err).__name__}") from None
+
+
 def run_sync(settings: Settings, *, orchestrated: bool = True) -> dict[str, Any]:
     """One sync, step by step; returns the report as a dict. Raises MagsyncError with the
     report attached (`err.report`) when the run is refused or fails.
@@ -131,6 +146,7 @@ def run_sync(settings: Settings, *, orchestrated: bool = True) -> dict[str, Any]
     def step(task_: Any) -> Any:
         return task_ if orchestrated else task_.fn
 
+    check_output_dir(settings.output_dir)
     source = build_source(settings)
     run = pipeline.open_run(settings, source.describe())
     if isinstance(source, CsvSource):  # skipped files now; notes found while reading later
@@ -167,17 +183,13 @@ def sync_flow(overrides: dict[str, Any] | None = None,
         settings = load_settings(Path(config_file) if config_file else None,
                                  **(overrides or {}))
     except ValidationError as err:
-        return Failed(message=f"invalid settings: {_first_error(err)}",
-                      data={"exit_code": ConfigError.exit_code})
+        return Failed(message=settings_error(err), data={"exit_code": ConfigError.exit_code})
     try:
         return run_sync(settings)
     except MagsyncError as err:
+        # Expected: no traceback in the run's log; `magsync --verbose` shows it here.
+        logging.getLogger(ERRORS_LOGGER).debug("the run ended: %s", err, exc_info=err)
         report = dict(getattr(err, "report", None) or {})
         report["exit_code"] = err.exit_code
         return Failed(message=str(err), data=report)
 
-
-def _first_error(err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ()))
-    return f"{where}: {first.get('msg')}"

@@ -39,6 +39,10 @@ RECORD_SCHEMA = pa.schema([
     ("source_line", pa.int64()),
 ])
 
+UTF8_BOM = b"\xef\xbb\xbf"
+FORMULA_START = r"^[=+\-@\t\r]"  # OWASP: cells starting so are formulas to a spreadsheet
+PLAIN_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
 
 class RecordsWriter:
     """Writes report records as they are produced, each batch as its own small Parquet
@@ -85,15 +89,35 @@ class RecordsWriter:
         })
 
     def close(self) -> None:
-        """Joins the parts, in order, into records.parquet and records.csv."""
+        """Joins the parts, in order, into records.parquet (true values) and records.csv
+        (spreadsheet-safe: see `spreadsheet_safe`)."""
         parts = sorted(self.parts_dir.glob("part-*.parquet"))
         with pq.ParquetWriter(self.dir / "records.parquet", RECORD_SCHEMA) as parquet, \
-                pacsv.CSVWriter(self.dir / "records.csv", RECORD_SCHEMA) as csv_out:
-            for part in parts:
-                table = pq.read_table(part)
-                parquet.write_table(table)
-                csv_out.write_table(table)
+                pa.OSFile(str(self.dir / "records.csv"), "wb") as csv_file:
+            csv_file.write(UTF8_BOM)  # Excel reads BOM-less CSV in the locale's code page
+            with pacsv.CSVWriter(csv_file, RECORD_SCHEMA) as csv_out:
+                for part in parts:
+                    table = pq.read_table(part)
+                    parquet.write_table(table)
+                    csv_out.write_table(spreadsheet_safe(table))
         shutil.rmtree(self.parts_dir, ignore_errors=True)
+
+
+def spreadsheet_safe(table: pa.Table) -> pa.Table:
+    """`table` with every text cell a spreadsheet would run as a formula (one starting
+    with =, +, -, @, tab or CR: OWASP's CSV injection list) prefixed with a single quote,
+    so Excel and LibreOffice show it as text. A text cell that is a plain number ("-5",
+    "+3.5e2") is left alone: a spreadsheet reads it as that number, never as a formula.
+    Number columns (source_line) are untouched."""
+    return pa.Table.from_arrays([_text_safe(c) if pa.types.is_string(c.type) else c
+                                 for c in table.columns], schema=table.schema)
+
+
+def _text_safe(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    risky = pc.and_(pc.match_substring_regex(column, FORMULA_START),
+                    pc.invert(pc.match_substring_regex(column, PLAIN_NUMBER)))
+    quoted = pc.binary_join_element_wise("'", column, "")
+    return pc.if_else(pc.fill_null(risky, False), quoted, column)
 
 
 def _column(values: Any, type_: pa.DataType, length: int) -> pa.Array:

@@ -58,6 +58,16 @@ def masked_url(url: str) -> str:
         return "<unparseable url>"
 
 
+def _connect_reason(err: sa.exc.DBAPIError, password: str | None) -> str:
+    """The driver's reason for a failed connection, on one line, never the password."""
+    orig = err.orig
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    # PyMySQL: (code, message); psycopg and sqlite3: the message.
+    text = str(args[1]) if len(args) == 2 and isinstance(args[0], int) else str(orig)
+    text = " ".join(text.split())
+    return text.replace(password, "***") if password else text
+
+
 class SqlTarget:
     """Entity tables, runs, state and faults in one SQL database."""
 
@@ -72,15 +82,36 @@ class SqlTarget:
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
             self._prepare_sqlite(url)
+        else:
+            self._check_connection()
 
     def describe(self) -> str:
         """The target for logs and reports, password masked."""
         return masked_url(self.url)
 
+    def _check_connection(self) -> None:
+        """Connects once (the pool keeps it), so that an unreachable server, a wrong
+        password or a missing database is a ConfigError naming the target, not a failed
+        run. SQLite is not probed: connecting would create the file (a dry run must not)."""
+        try:
+            with self.engine.connect():
+                pass
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as err:
+            reason = _connect_reason(err, self.engine.url.password)
+            self.engine.dispose()
+            # from None: the driver's exception may hold the connection parameters.
+            raise ConfigError(f"cannot connect to the target {self.describe()}: {reason}"
+                              ) from None
+
     def _prepare_sqlite(self, url: str) -> None:
         database = sa.make_url(url).database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise ConfigError(f"cannot create the folder of the target {self.describe()}: "
+                                  f"{err.strerror or type(err).__name__}") from None
 
         @sa.event.listens_for(self.engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:

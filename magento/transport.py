@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
@@ -49,6 +50,19 @@ _LOCAL_URLS = {
     "https://www.w3.org/2001/xml.xsd": "xml.xsd",
     "http://www.w3.org/2001/xml.xsd": "xml.xsd",
 }
+
+
+# An HTML page (a shop's home page, a login or error page): an optional XML declaration
+# and comments, then an HTML doctype (Magento 1 themes use XHTML's) or an <html> element.
+_HTML_START = re.compile(
+    rb"\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(!doctype\s+html|html)[\s>]", re.I | re.S
+)
+HTML_HINT = "check the store URL (its base URL, or .../index.php/ without URL rewrites)"
+
+
+def html_page(body: bytes) -> bool:
+    """Whether a body is an HTML page rather than the XML document asked for."""
+    return _HTML_START.match(body[:4096].removeprefix(b"\xef\xbb\xbf")) is not None
 
 
 def local_resource(name: str) -> bytes:
@@ -149,6 +163,10 @@ class StoreTransport(Transport):  # type: ignore[misc]
                 f"the WSDL asks for {url}: refused, magsync only fetches from the store"
             )
         content = bytes(super().load(url))
+        if html_page(content):  # else "XML with a DTD", which sends users the wrong way
+            raise MagentoFatalError(
+                f"WSDL {url}: the store answered with an HTML page, not a WSDL: {HTML_HINT}"
+            )
         if url == self._wsdl_url:
             content = localise_imports(content)
         return content
@@ -215,6 +233,11 @@ def classify_response(
         )
     if status >= 400:
         raise http_status_error(status, resource)
+    if error is not None and html_page(body):
+        raise MagentoFatalError(
+            f"{resource}: the store answered with an HTML page, not SOAP: {HTML_HINT}",
+            resource=resource,
+        )
     if isinstance(error, codec.ForbiddenXmlError):
         raise MagentoFatalError(f"{resource}: {error}", resource=resource)
     if isinstance(error, codec.MalformedXmlError):

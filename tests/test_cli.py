@@ -7,12 +7,14 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
 from tests.csvbuild import address_fields, customer_row, write_csv
 from tests.prefect_server import BIN, PrefectServer, group_alive
+from tests.servers import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -37,7 +39,12 @@ def test_sample_run_then_rerun_unchanged(prefect_server: PrefectServer, tmp_path
     summary = json.loads(next((out / "reports").glob("*/summary.json")).read_text())
     counts = summary["counts"]["customer"]
     assert counts["created"] + counts["faulted"] == 1000
-    assert counts["faulted"] >= 4
+    assert counts["faulted"] == 4  # the planted ones (data/sample/README.md), lines below
+    records = next((out / "reports").glob("*/records.csv"))
+    with records.open(encoding="utf-8-sig", newline="") as fh:
+        lines = {int(r["source_line"]) for r in csv.DictReader(fh)
+                 if r["entity"] == "customer" and r["action"] == "faulted"}
+    assert lines == {29, 60, 97, 159}
     second = magsync(prefect_server, "sync", "--source", "csv", "--input", "data/sample",
                      "--full", "--output-dir", str(out))
     assert second.returncode == 0, second.stderr[-3000:]
@@ -109,9 +116,137 @@ def test_records_csv_is_readable(prefect_server: PrefectServer, tmp_path: Path) 
     run = magsync(prefect_server, "sync", "--input", str(src), "--output-dir", str(out),
                   "--max-fault-ratio", "1")
     assert run.returncode == 0, run.stderr[-2000:]
-    with next((out / "reports").glob("*/records.csv")).open(newline="") as fh:
+    with next((out / "reports").glob("*/records.csv")).open(encoding="utf-8-sig",
+                                                          newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["action"], r["rule"], r["source_line"]) for r in rows] == [
         ("faulted", "bad_date", "2")]
     assert os.path.isabs(json.loads(next((out / "reports").glob("*/summary.json"))
                                     .read_text())["output_dir"])
+
+
+def error_lines(run: subprocess.CompletedProcess[str]) -> list[str]:
+    """The `magsync: ...` lines a run printed on stderr."""
+    return [line for line in run.stderr.splitlines() if line.startswith("magsync:")]
+
+
+def refused_input(tmp_path: Path) -> Path:
+    """One good and one faulted customer (and their group): refused by --max-fault-ratio
+    0.1."""
+    return write_csv(tmp_path / "half.csv", [customer_row("ok@example.com"),
+                                              customer_row("bad@example.com", dob="nope")])
+
+
+def test_unreachable_postgresql_is_exit_2(prefect_server: PrefectServer,
+                                           tmp_path: Path) -> None:
+    url = "postgresql+psycopg://postgres:S3cretPw0rd@127.0.0.1:1/magsync"
+    run = magsync(prefect_server, "sync", "--input", "data/sample", "--output-dir",
+                  str(tmp_path / "out"), "--target", url)
+    assert run.returncode == 2, run.stderr[-3000:]
+    [line] = error_lines(run)
+    assert line.startswith("magsync: cannot connect to the target "
+                           "postgresql+psycopg://postgres:***@127.0.0.1:1/magsync: ")
+    assert "Connection refused" in line
+    assert "S3cretPw0rd" not in run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(("dialect", "password", "reason"), [
+    ("mariadb", "Wr0ngPassw0rd", "Access denied for user 'root'"),
+    ("postgresql", "", "does not exist"),  # trust auth: the wrong thing is the database
+])
+def test_refused_database_login_is_exit_2(prefect_server: PrefectServer, tmp_path: Path,
+                                          dialect: str, password: str, reason: str) -> None:
+    with fresh_database(dialect) as url:
+        user = "root" if dialect == "mariadb" else "postgres"
+        bad = url.replace(f"{user}@", f"{user}:{password}@") if password else url + "_gone"
+        run = magsync(prefect_server, "sync", "--input", "data/sample", "--output-dir",
+                      str(tmp_path / "out"), "--target", bad)
+    assert run.returncode == 2, run.stderr[-3000:]
+    [line] = error_lines(run)
+    assert line.startswith("magsync: cannot connect to the target ") and reason in line
+    assert "127.0.0.1" in line and "magsync_test_" in line  # names host and database
+    if password:
+        assert password not in run.stdout + run.stderr and f"{user}:***@" in line
+    assert "Traceback" not in run.stderr
+
+
+def test_unwritable_output_folder_is_exit_2(prefect_server: PrefectServer,
+                                             tmp_path: Path) -> None:
+    # Root writes through chmod: a folder under a regular file is honestly unwritable.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    out = blocker / "out"
+    run = magsync(prefect_server, "sync", "--input", "data/sample", "--output-dir", str(out))
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert error_lines(run) == [f"magsync: output folder {out} is not writable: "
+                                "Not a directory"]
+    assert "Traceback" not in run.stderr
+
+
+def test_guard_refusal_is_one_line_without_traceback(prefect_server: PrefectServer,
+                                                     tmp_path: Path) -> None:
+    run = magsync(prefect_server, "sync", "--input", str(refused_input(tmp_path)),
+                  "--output-dir", str(tmp_path / "out"), "--max-fault-ratio", "0.1")
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert error_lines(run) == ["magsync: fault ratio 33.3% (1 of 3 records) exceeds "
+                                "max_fault_ratio 10.0%: nothing was written"]
+    assert "Traceback" not in run.stderr
+    assert "run " in run.stdout and ": refused" in run.stdout  # the report table still
+
+
+def test_verbose_shows_the_traceback(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    run = magsync(prefect_server, "--verbose", "sync", "--input", str(refused_input(tmp_path)),
+                  "--output-dir", str(tmp_path / "out"), "--max-fault-ratio", "0.1")
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert "Traceback (most recent call last)" in run.stderr
+    assert "GuardRefusedError" in run.stderr
+    assert len(error_lines(run)) == 1
+
+
+def test_internal_error_is_one_line_with_a_hint(prefect_server: PrefectServer,
+                                                tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"not a database, " * 100)
+    target = f"sqlite:///{garbage}"
+    run = magsync(prefect_server, "faults", "--target", target)
+    assert run.returncode == 1
+    [line] = error_lines(run)
+    assert line.startswith("magsync: internal error: DatabaseError: ")
+    assert line.endswith("(rerun with --verbose for the traceback)")
+    assert "Traceback" not in run.stderr
+    verbose = magsync(prefect_server, "faults", "--target", target, "--verbose")
+    assert verbose.returncode == 1
+    assert "Traceback (most recent call last)" in verbose.stderr
+    assert error_lines(verbose) == [line]
+
+
+def test_settings_errors_name_the_setting(prefect_server: PrefectServer,
+                                          tmp_path: Path) -> None:
+    run = magsync(prefect_server, "sync", "--input", "data/sample", "--max-fault-ratio", "2")
+    assert run.returncode == 2
+    assert error_lines(run) == ["magsync: invalid setting max_fault_ratio: Input should be "
+                                "less than or equal to 1"]
+    missing = tmp_path / "missing.toml"
+    run = magsync(prefect_server, "sync", "--input", "data/sample", "--config", str(missing))
+    assert (run.returncode, error_lines(run)) == (2, [f"magsync: settings file not found: "
+                                                      f"{missing}"])
+    broken = tmp_path / "broken.toml"
+    broken.write_text("max_fault_ratio = [\n")
+    run = magsync(prefect_server, "sync", "--input", "data/sample", "--config", str(broken))
+    assert run.returncode == 2
+    assert error_lines(run)[0].startswith(f"magsync: settings file {broken} is not valid TOML")
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("abbreviation", ["--ful", "--dry"])
+def test_abbreviated_options_are_refused(prefect_server: PrefectServer,
+                                         abbreviation: str) -> None:
+    run = magsync(prefect_server, "sync", "--input", "data/sample", abbreviation)
+    assert run.returncode == 2
+    assert error_lines(run) == [f"magsync: error: unrecognized arguments: {abbreviation}"]
+
+
+def test_version(prefect_server: PrefectServer) -> None:
+    run = magsync(prefect_server, "--version")
+    assert (run.returncode, run.stdout) == (0, f"magsync {version('magsync')}\n")
