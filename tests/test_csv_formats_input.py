@@ -162,12 +162,18 @@ def test_bad_utf8_rows_of_a_ce_export_fault_as_their_entity(tmp_path: Path) -> N
     assert out["notes"].empty
 
 
-def test_a_file_mostly_not_utf8_past_its_head_says_so_in_a_note(tmp_path: Path) -> None:
-    long_street = "x" * 70_000  # one good record fills the head the check looks at
+def mostly_bad_past_the_head(path: Path) -> Path:
+    """A cp1252 file whose first 64 KB are one good record, followed by 5 bad ones."""
+    long_street = "x" * 70_000
     good = customer_row("ok@x.com", **address_fields(street=long_street))
     bad = [customer_row(f"{i}é@x.com") for i in range(5)]
-    path = write_csv(tmp_path / "export.csv", [good, *bad])
+    write_csv(path, [good, *bad])
     path.write_bytes(path.read_text("utf-8").encode("cp1252"))
+    return path
+
+
+def test_a_file_mostly_not_utf8_past_its_head_says_so_in_a_note(tmp_path: Path) -> None:
+    path = mostly_bad_past_the_head(tmp_path / "export.csv")
     out = read(path)
     assert out["faults"]["rule"].tolist() == ["encoding"] * 5
     assert out["notes"]["note"].tolist() == [
@@ -369,3 +375,10 @@ def test_the_run_report_counts_per_entity_and_carries_the_notes(tmp_path: Path) 
     assert (counts["customer"].get("created"), counts["customer"].get("faulted")) == (2, None)
     assert (counts["address"].get("created"), counts["address"].get("faulted")) == (4, None)
     assert "cp1252" in str(again["input"])
+
+
+def test_notes_found_while_reading_reach_the_run_report(tmp_path: Path) -> None:
+    path = mostly_bad_past_the_head(tmp_path / "export.csv")
+    report = sync_report(path, tmp_path / "out")
+    assert (f"5 of 6 records of {path} are not valid UTF-8 and were faulted: if the file is "
+            "a Windows export, pass --encoding cp1252") in report["notes"]  # type: ignore[operator]
