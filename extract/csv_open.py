@@ -28,6 +28,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
 BOMS = ((UTF8_BOM, "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 PEEK_BYTES = 64 << 10
+MIN_BAD_LINES = 3  # fewer non-UTF-8 lines in the first PEEK_BYTES never refuse a file
 CHUNK_BYTES = 1 << 20
 INVALID = "magsync-invalid"
 # Other delimiters a header is tried with, to say which one the file uses.
@@ -144,6 +145,8 @@ def inspect(path: Path, *, encoding: str | None = None, delimiter: str = ",") ->
     if file.transcoded:
         first = first.decode(chosen, INVALID).encode("utf-8", "surrogateescape")
     _check_content(path, first, gzipped)
+    if not file.transcoded:
+        _check_utf8(path, head)
     return file
 
 
@@ -174,6 +177,25 @@ def _check_content(path: Path, first: bytes, gzipped: bool) -> None:
     if b"\x00" in line:
         hint = "" if gzipped else " (UTF-16 without a byte order mark? pass --encoding utf-16-le)"
         raise SourceFatalError(f"{path}: not a CSV export: NUL bytes in its first line{hint}")
+
+
+def _check_utf8(path: Path, head: bytes) -> None:
+    """Refuses a file whose first lines are mostly not UTF-8: read on, nearly every record
+    would fault, one by one. A few bad lines are left to fault."""
+    lines = head[: head.rfind(b"\n") + 1].splitlines()
+    bad = sum(1 for line in lines if not _is_utf8(line))
+    if bad >= MIN_BAD_LINES and bad * 2 > len(lines):
+        raise SourceFatalError(
+            f"{path}: {bad} of its first {len(lines)} lines are not valid UTF-8: if the file "
+            "is a Windows export, pass --encoding cp1252 (or the encoding it was written in)")
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def split_header(line: bytes, delimiter: str) -> list[str]:

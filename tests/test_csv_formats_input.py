@@ -132,20 +132,52 @@ def test_cp1252_bytes_that_decode_to_nothing_fault_their_record(tmp_path: Path) 
     assert out["address"]["city"].tolist() == ["Orléans", "Besançon", "Köln", "Düsseldorf"]
 
 
-def test_cp1252_read_as_utf8_faults_per_entity_and_says_which_encoding(
-        tmp_path: Path) -> None:
+def test_cp1252_read_as_utf8_is_refused_with_a_hint(tmp_path: Path) -> None:
     text = utf8_export(tmp_path).decode("utf-8")
     path = tmp_path / "export.csv"
     path.write_bytes(text.encode("cp1252"))
-    out = read(path)
+    assert fatal(path) == (f"{path}: 5 of its first 7 lines are not valid UTF-8: if the file "
+                           "is a Windows export, pass --encoding cp1252 (or the encoding it "
+                           "was written in)")
+
+
+def mostly_ascii_cp1252(path: Path, clean: int) -> Path:
+    """`clean` plain customers, then the accented CE rows, written in cp1252."""
+    plain = [customer_row(f"c{i}@example.com", first="Plain") for i in range(clean)]
+    text = write_csv(path, plain + rows()).read_text("utf-8")
+    path.write_bytes(text.encode("cp1252"))
+    return path
+
+
+def test_bad_utf8_rows_of_a_ce_export_fault_as_their_entity(tmp_path: Path) -> None:
+    out = read(mostly_ascii_cp1252(tmp_path / "export.csv", 20))
     faults = out["faults"]
     by_entity = faults[faults["rule"] == "encoding"].groupby("entity")["source_line"]
-    # Zoé's row (customer, line 2), Besançon (address, 4), Köln (customer, 6),
-    # Düsseldorf (address, 7); Bob's row (5) is plain ASCII and reads.
-    assert by_entity.apply(list).to_dict() == {"address": [4, 7], "customer": [2, 6]}
-    assert out["customer"][KEY_COL].tolist() == ['[1,"bob@example.com"]']
+    # After 20 plain customers (lines 2-21): Zoé's row (a customer, line 22), Besançon
+    # (an address, 24), Köln (a customer, 26), Düsseldorf (an address, 27); Bob's row
+    # (25) is plain ASCII and reads.
+    assert by_entity.apply(list).to_dict() == {"address": [24, 27], "customer": [22, 26]}
+    assert len(out["customer"]) == 21
+    assert out["address"].empty
+    assert out["notes"].empty
+
+
+def mostly_bad_past_the_head(path: Path) -> Path:
+    """A cp1252 file whose first 64 KB are one good record, followed by 5 bad ones."""
+    long_street = "x" * 70_000
+    good = customer_row("ok@x.com", **address_fields(street=long_street))
+    bad = [customer_row(f"{i}é@x.com") for i in range(5)]
+    write_csv(path, [good, *bad])
+    path.write_bytes(path.read_text("utf-8").encode("cp1252"))
+    return path
+
+
+def test_a_file_mostly_not_utf8_past_its_head_says_so_in_a_note(tmp_path: Path) -> None:
+    path = mostly_bad_past_the_head(tmp_path / "export.csv")
+    out = read(path)
+    assert out["faults"]["rule"].tolist() == ["encoding"] * 5
     assert out["notes"]["note"].tolist() == [
-        f"4 of 5 records of {path} are not valid UTF-8 and were faulted: if the file is a "
+        f"5 of 6 records of {path} are not valid UTF-8 and were faulted: if the file is a "
         "Windows export, pass --encoding cp1252"]
 
 
@@ -329,19 +361,24 @@ def sync_report(folder: Path, out: Path, **source: str) -> dict[str, object]:
 def test_the_run_report_counts_per_entity_and_carries_the_notes(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
-    (folder / "export.csv").write_bytes(utf8_export(tmp_path).decode("utf-8").encode("cp1252"))
+    mostly_ascii_cp1252(folder / "export.csv", 20)
     (folder / "readme.txt").write_text("exported by hand")
     report = sync_report(folder, tmp_path / "out")
     counts: dict[str, dict[str, int]] = report["counts"]  # type: ignore[assignment]
-    assert (counts["customer"].get("created"), counts["customer"].get("faulted")) == (1, 2)
+    assert (counts["customer"].get("created"), counts["customer"].get("faulted")) == (21, 2)
     assert (counts["address"].get("created"), counts["address"].get("faulted")) == (None, 2)
     notes: list[str] = report["notes"]  # type: ignore[assignment]
-    assert [n for n in notes if "validation" not in n and "delete" not in n] == [
-        f"skipped 1 file(s) that are not CSV (.csv, .csv.gz) in {folder}: readme.txt",
-        f"4 of 5 records of {folder / 'export.csv'} are not valid UTF-8 and were faulted: "
-        "if the file is a Windows export, pass --encoding cp1252"]
+    assert f"skipped 1 file(s) that are not CSV (.csv, .csv.gz) in {folder}: readme.txt" \
+        in notes
     again = sync_report(folder, tmp_path / "out", encoding="cp1252")
     counts = again["counts"]  # type: ignore[assignment]
     assert (counts["customer"].get("created"), counts["customer"].get("faulted")) == (2, None)
     assert (counts["address"].get("created"), counts["address"].get("faulted")) == (4, None)
     assert "cp1252" in str(again["input"])
+
+
+def test_notes_found_while_reading_reach_the_run_report(tmp_path: Path) -> None:
+    path = mostly_bad_past_the_head(tmp_path / "export.csv")
+    report = sync_report(path, tmp_path / "out")
+    assert (f"5 of 6 records of {path} are not valid UTF-8 and were faulted: if the file is "
+            "a Windows export, pass --encoding cp1252") in report["notes"]  # type: ignore[operator]
