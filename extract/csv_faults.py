@@ -22,31 +22,37 @@ from transform.schema import ADDRESS
 class RowPeek:
     """Reads single rows of a file again by their physical start line."""
 
-    def __init__(self, opener: Opener, delimiter: str, customer_columns: list[int]) -> None:
+    def __init__(self, opener: Opener, delimiter: str, customer_columns: list[int],
+                 address_columns: list[int]) -> None:
         self.opener = opener
         self.delimiter = delimiter
         self.columns = customer_columns  # header positions of the customer columns
+        self.address_columns = address_columns
         self.fh: BinaryIO | None = None
         self.next_line = 1  # the physical line the stream's next readline returns
 
     def attribute(self, faults: list[Fault]) -> tuple[list[Fault], list[Fault]]:
-        """The faults split into customer faults and (re-labelled) address faults."""
+        """The faults split into customer faults and address faults: a row whose customer
+        columns are all blank is an address fault (re-labelled); a customer row that also
+        carries an address (its first one, as the export writes it) is both, so that
+        address is counted as faulted rather than lost without a word."""
         customers: list[Fault] = []
         addresses: list[Fault] = []
         for fault in faults:
-            if fault.source_line is not None and self.is_address(fault.source_line):
+            fields = self._fields(fault.source_line) if fault.source_line else None
+            if fields is not None and not self._filled(fields, self.columns):
                 addresses.append(replace(fault, entity=ADDRESS.name))
-            else:
-                customers.append(fault)
+                continue
+            customers.append(fault)
+            if fields is not None and self._filled(fields, self.address_columns):
+                addresses.append(replace(
+                    fault, entity=ADDRESS.name,
+                    message=f"{fault.message} (the address on the customer's row)"))
         return customers, addresses
 
-    def is_address(self, line: int) -> bool:
-        """True when the row starting on `line` has every customer column blank; a row
-        that cannot be split at all stays a customer (what it was counted as before)."""
-        fields = self._fields(line)
-        if fields is None:
-            return False
-        return not any(fields[i].strip() for i in self.columns if i < len(fields))
+    @staticmethod
+    def _filled(fields: list[str], positions: list[int]) -> bool:
+        return any(fields[i].strip() for i in positions if i < len(fields))
 
     def _fields(self, line: int) -> list[str] | None:
         if self.fh is None or line < self.next_line:

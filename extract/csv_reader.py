@@ -18,6 +18,7 @@ is re-read with `csv.reader` and re-written as well-formed CSV, then the fast pa
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import math
@@ -37,6 +38,7 @@ BOM = b"\xef\xbb\xbf"
 QUOTE, NEWLINE, CR, COMMA = 34, 10, 13, 44
 # csv.reader detours per block (each ~30 us of numpy set-up on top of the record it reads);
 # past them csv.reader reads the rest of the block, which costs about as much.
+NOT_UTF8 = "bytes that are not valid UTF-8 (a Windows export? pass --encoding cp1252)"
 MAX_RESUMES = 5_000
 # One field can legitimately hold the rest of a file (an unclosed quote); csv.reader
 # would raise on anything over 128 KiB, pyarrow has no such limit.
@@ -414,8 +416,7 @@ class CsvRecordReader:
                                       f"expected {expected} fields, found {int(rec.fields[i])}"))
         good, offsets = self._good_bytes(block, rec, keep)
         good, dropped = self._drop_undecodable(good, offsets, rec, keep)
-        faults.extend(self._fault(line, "encoding", "bytes that are not valid UTF-8")
-                      for line in dropped)
+        faults.extend(self._fault(line, "encoding", NOT_UTF8) for line in dropped)
         faults.sort(key=lambda f: f.source_line or 0)
         lines = rec.lines[keep]
         if direct:
@@ -446,21 +447,28 @@ class CsvRecordReader:
 
     def _drop_undecodable(self, good: bytes, offsets: np.ndarray, rec: _Records,
                           keep: np.ndarray) -> tuple[bytes, list[int]]:
-        """Removes records with invalid UTF-8, one at a time (rare path)."""
-        dropped: list[int] = []
+        """Removes records with invalid UTF-8 (rare path). Decoding resumes after each bad
+        record, so a file full of them costs one pass, not one pass per bad record."""
         kept = np.flatnonzero(keep)
-        while True:
+        bad: list[int] = []  # positions in `kept`
+        view = memoryview(good)
+        start = 0
+        while start < len(good):
             try:
-                good.decode("utf-8")
-                return good, dropped
+                codecs.decode(view[start:], "utf-8")
+                break
             except UnicodeDecodeError as err:
-                pos = int(np.searchsorted(offsets, err.start, side="right")) - 1
-                keep[kept[pos]] = False
-                dropped.append(int(rec.lines[kept[pos]]))
-                lo, hi = int(offsets[pos]), int(offsets[pos + 1])
-                good = good[:lo] + good[hi:]
-                offsets = np.concatenate((offsets[: pos + 1], offsets[pos + 2 :] - (hi - lo)))
-                kept = np.delete(kept, pos)
+                pos = int(np.searchsorted(offsets, start + err.start, side="right")) - 1
+                bad.append(pos)
+                start = int(offsets[pos + 1])
+        if not bad:
+            return good, []
+        keep[kept[bad]] = False
+        dropped = [int(rec.lines[kept[pos]]) for pos in bad]
+        lost = set(bad)
+        parts = [view[int(offsets[i]): int(offsets[i + 1])] for i in range(len(kept))
+                 if i not in lost]
+        return b"".join(parts), dropped
 
     def _arrow(self, data: bytes, n_records: int) -> pa.Table | None:
         """The records parsed by pyarrow, or None when it finds another number of them."""

@@ -231,7 +231,9 @@ class CeAssembler:
         self.customers, self.addresses = ce_maps(header)
         self.website_codes = website_codes
         positions = [header.index(name) for name in self.customers.rename]
-        self.peek = RowPeek(file.open, file.delimiter, positions) if file else None
+        address_positions = [header.index(name) for name in self.addresses.rename]
+        self.peek = (RowPeek(file.open, file.delimiter, positions, address_positions)
+                     if file else None)
         self.carry: tuple[str, str, int, int] | None = None  # website, email, line, ordinal
         self.bad_lines: list[int] = []
 
@@ -246,14 +248,16 @@ class CeAssembler:
 
     def _split(self, chunk: RawChunk) -> Iterator[RawBatch]:
         table = chunk.table
-        self.bad_lines.extend(chunk.bad_lines)
-        self.bad_lines.sort()
         is_customer = _any_nonempty(table, list(self.customers.rename))
         customers = _mapped(table.filter(is_customer), self.customers)
         customers = _resolve_website(customers, "website_id", "website_code",
                                      self.website_codes)
         bad_customers, bad_addresses = (self.peek.attribute(chunk.faults) if self.peek
                                         else (chunk.faults, []))
+        # Only an unreadable customer row parts the addresses below it from the customer
+        # above; an unreadable address row is one address fault.
+        self.bad_lines.extend(f.source_line or 0 for f in bad_customers)
+        self.bad_lines.sort()
         yield RawBatch(CUSTOMER, customers, bad_customers, keyless_faults=len(bad_customers))
         addresses, orphans = self._addresses(table, is_customer, customers)
         # A bad customer row may have carried an address: every bad row costs the

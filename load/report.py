@@ -41,7 +41,6 @@ RECORD_SCHEMA = pa.schema([
 
 UTF8_BOM = b"\xef\xbb\xbf"
 FORMULA_START = r"^[=+\-@\t\r]"  # OWASP: cells starting so are formulas to a spreadsheet
-PLAIN_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 
 class RecordsWriter:
@@ -106,16 +105,15 @@ class RecordsWriter:
 def spreadsheet_safe(table: pa.Table) -> pa.Table:
     """`table` with every text cell a spreadsheet would run as a formula (one starting
     with =, +, -, @, tab or CR: OWASP's CSV injection list) prefixed with a single quote,
-    so Excel and LibreOffice show it as text. A text cell that is a plain number ("-5",
-    "+3.5e2") is left alone: a spreadsheet reads it as that number, never as a formula.
-    Number columns (source_line) are untouched."""
+    so Excel and LibreOffice show it as text. That includes text that looks like a number
+    ("+4312345" as a phone number would otherwise lose its "+"): the file shows what the
+    source held. Number columns (source_line) are untouched."""
     return pa.Table.from_arrays([_text_safe(c) if pa.types.is_string(c.type) else c
                                  for c in table.columns], schema=table.schema)
 
 
 def _text_safe(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    risky = pc.and_(pc.match_substring_regex(column, FORMULA_START),
-                    pc.invert(pc.match_substring_regex(column, PLAIN_NUMBER)))
+    risky = pc.match_substring_regex(column, FORMULA_START)
     quoted = pc.binary_join_element_wise("'", column, "")
     return pc.if_else(pc.fill_null(risky, False), quoted, column)
 

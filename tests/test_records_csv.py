@@ -22,9 +22,9 @@ CASES = [
     ("\r=1+1", "'\r=1+1"),
     ("-", "'-"),
     ("-5\n=1+1", "'-5\n=1+1"),
-    ("-5", "-5"),  # a plain number: a spreadsheet shows -5, never runs it
-    ("+3.25", "+3.25"),
-    ("-1e3", "-1e3"),
+    ("-5", "'-5"),  # number-like text too: shown as the source wrote it
+    ("+4312345", "'+4312345"),  # a phone number keeps its "+"
+    ("-1e3", "'-1e3"),
     ("Zoë = 1", "Zoë = 1"),  # only the first character matters
     ("'quoted", "'quoted"),
     ("", ""),
