@@ -122,6 +122,7 @@ class RunReport:
     output_dir: str = ""
     exports: dict[str, str] = field(default_factory=dict)
     data_docs: str | None = None
+    not_provided: dict[str, list[str]] = field(default_factory=dict)  # by the source
 
     def count(self, entity: str, action: str, n: int = 1) -> None:
         """Adds `n` records of `entity` with `action`."""
@@ -162,6 +163,7 @@ class RunReport:
             "output_dir": self.output_dir,
             "exports": self.exports,
             "data_docs": self.data_docs,
+            "not_provided": self.not_provided,
         }
 
     def write_summary(self, report_dir: Path) -> Path:
@@ -180,6 +182,8 @@ class RunReport:
         for entity in ("group", "customer", "address"):
             counts = self.counts.get(entity, Counter())
             lines.append(f"{entity:<10}" + "".join(f"{counts[a]:>11}" for a in actions))
+        lines += [f"not provided by the source ({entity}): {', '.join(columns)}"
+                  for entity, columns in self.not_provided.items()]
         return "\n".join(lines)
 
 
