@@ -33,8 +33,11 @@ def keep_stored(run: Run, raw: RawBatch, prepared: Prepared) -> Prepared:
     frame = prepared.frame
     if frame.empty:
         return prepared
-    stored = run.target.fetch_rows(entity, frame[KEY_COL].tolist(), with_secrets=True)
-    aligned = stored.reindex(frame[KEY_COL].to_numpy())
+    keys = frame[KEY_COL]
+    known = run.plans[entity.name].index.positions(keys) >= 0  # only stored keys: a query
+    stored = run.target.fetch_rows(entity, keys[known].tolist(), with_secrets=True) if (
+        known.any()) else None  # a first load asks nothing
+    aligned = (stored if stored is not None else pd.DataFrame()).reindex(keys.to_numpy())
     for name in columns:
         kind = Kind.JSON if name == EXTRA_COL else entity.column(name).kind
         dtype = PANDAS_DTYPES[kind]
