@@ -160,6 +160,23 @@ def ratio_line(magsync: SoapCase, naive: SoapCase) -> str:
     return f"customers/s magsync/naive: {ratio:.1f}x (target {TARGET_RATIO:.0f}x: {verdict})"
 
 
+V2_SHARE = 0.85  # issue 19: v2 at >= 85% of its latency-model ceiling
+
+
+def ceiling_lines(args: argparse.Namespace, magsync: SoapCase) -> list[str]:
+    """For v2 and WS-I: customers/s against the latency model's ceiling (one address
+    request per customer, a v2 operation counting as one call, every slot busy)."""
+    if args.api == "v1" or not magsync.ok or not args.max_concurrent:
+        return []
+    ceiling = args.max_concurrent / ((args.per_request_ms + args.per_call_ms) / 1e3)
+    share = magsync.rate / ceiling
+    verdict = "met" if share >= V2_SHARE else "NOT met"
+    return [f"(a) SOAP {args.api}: {magsync.rate:.1f} customers/s = {share:.0%} of the "
+            f"latency-model ceiling {ceiling:.1f} ({args.max_concurrent} slots / "
+            f"{args.per_request_ms + args.per_call_ms:g} ms an operation); target >= "
+            f"{V2_SHARE:.0%} ({V2_SHARE * ceiling:.0f} customers/s): {verdict}"]
+
+
 def notes(args: argparse.Namespace, magsync: SoapCase, naive: SoapCase,
           load_before: str) -> list[str]:
     """Context for the results entry."""
@@ -193,7 +210,8 @@ def section(args: argparse.Namespace, store: str, cases: list[SoapCase],
             lines: list[str]) -> str:
     """One markdown section for RESULTS.md."""
     env = environment(REPO)
-    return "\n".join([f"## {env['date']} · SOAP · {args.customers:,} customers", "",
+    api = "" if args.api == "v1" else f" {args.api}"
+    return "\n".join([f"## {env['date']} · SOAP{api} · {args.customers:,} customers", "",
                       f"- store: {store}", f"- machine: {env['machine']}",
                       f"- Python {env['python']}; {env['versions']}, zeep {_version('zeep')}",
                       f"- magsync revision: {env['revision']}", "", markdown_table(cases), "",
@@ -209,6 +227,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--per-request-ms", type=float, default=20.0)
     p.add_argument("--per-call-ms", type=float, default=3.0)
     p.add_argument("--max-concurrent", type=int, default=4, help="0: no cap")
+    p.add_argument("--api", choices=["v1", "v2", "wsi"], default="v1",
+                   help="the SOAP dialect magsync reads (v2, wsi: one request per customer "
+                        "for its addresses; the emulator serves WS-I for wsi)")
     p.add_argument("--source", action="append", default=[], metavar="KEY=VALUE",
                    help="a magsync source setting for (a), e.g. concurrency=4")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "out")
@@ -229,20 +250,22 @@ def main(argv: list[str] | None = None) -> int:
     server_argv = ["--customers", str(args.customers), "--seed", str(args.seed),
                    "--per-request-ms", str(args.per_request_ms),
                    "--per-call-ms", str(args.per_call_ms),
-                   "--max-concurrent", str(args.max_concurrent)]
+                   "--max-concurrent", str(args.max_concurrent),
+                   *(["--wsi"] * (args.api == "wsi"))]
     load_before = load_average()
     with EmulatorProcess(server_argv, env, folder / "logs" / "emulator.log") as emulator:
         h = Harness(folder, env, args.timeout, emulator)
         store = (f"{emulator.customers:,} customers, {emulator.addresses:,} addresses "
                  f"(magento.dataset, seed {args.seed}, two addresses a customer on average)")
-        magsync = run_magsync(h, args.source)
+        magsync = run_magsync(h, [*args.source, *([f"api={args.api}"] * (args.api != "v1"))])
         naive = run_naive(h, args.naive_sample)
     cases = [magsync, naive]
     print(f"\nSOAP: {store}\n\n{text_table(cases)}\n\n{ratio_line(magsync, naive)}")
     if not all(c.ok for c in cases):
         print("\na case failed: RESULTS not written", file=sys.stderr)
         return 1
-    lines = [ratio_line(magsync, naive), *notes(args, magsync, naive, load_before)]
+    lines = [ratio_line(magsync, naive), *ceiling_lines(args, magsync),
+             *notes(args, magsync, naive, load_before)]
     if not args.no_results:
         append_results(args.results, section(args, store, cases, lines))
         print(f"\nappended to {args.results}")

@@ -96,7 +96,8 @@ def serve(args: argparse.Namespace) -> int:
     store.load(balanced_records(args.customers, args.seed))
     latency = Latency(per_request=args.per_request_ms / 1e3, per_call=args.per_call_ms / 1e3,
                       max_concurrent=args.max_concurrent or None)
-    with run_emulator(store, users={API_USER: os.environ[KEY_ENV]}, latency=latency) as emu:
+    with run_emulator(store, users={API_USER: os.environ[KEY_ENV]}, latency=latency,
+                      wsi=args.wsi) as emu:
         customers, addresses = store.counts()
         print(f"READY {emu.url} {customers} {addresses}", flush=True)
         for line in sys.stdin:
@@ -176,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-request-ms", type=float, default=20.0)
     parser.add_argument("--per-call-ms", type=float, default=3.0)
     parser.add_argument("--max-concurrent", type=int, default=4, help="0: no cap")
+    parser.add_argument("--wsi", action="store_true", help="serve WS-I at /api/v2_soap/")
     return serve(parser.parse_args(argv))
 
 

@@ -4,6 +4,11 @@ Customers come from `customer.list`: by customer-id windows in a full pass, by `
 since the cursor (minus a lookback margin) otherwise. Addresses come from
 `customer_address.list`, one call per customer read, batched through multiCall on a small
 thread pool. Every batch is bounded; at most two windows are held at a time.
+
+Through SOAP v2 or WS-I (a MagentoV2Client) the same windows go through
+`customerCustomerList` and the addresses through one `customerAddressList` request per
+customer on the pool (v2 has no multiCall). v2's types lack some columns (NOT_IN_V2):
+its batches declare them unprovided, so the pipeline neither compares nor overwrites them.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -45,6 +50,7 @@ from transform.schema import (
 
 if TYPE_CHECKING:  # zeep loads only when a SOAP source is built
     from magento.client import MagentoClient
+    from magento.client_v2 import MagentoV2Client
 
 log = logging.getLogger("magsync.soap")
 
@@ -56,6 +62,15 @@ INTERNALS = NEVER_READ | {"increment_id", "rp_customer_id", "entity_id", "entity
                           "attribute_set_id", "is_active", "parent_id", "vat_is_valid",
                           "vat_request_date", "vat_request_id", "vat_request_success"}
 VANISHED = 101  # customer_address.list: "Customer not exists." (deleted mid-run)
+# Columns the v2 (and WS-I) types cannot deliver: not in customerCustomerEntity or
+# customerAddressEntityItem, `confirmation` only as a boolean, no extension attributes.
+NOT_IN_V2: dict[str, frozenset[str]] = {
+    CUSTOMER.name: frozenset({"gender", "default_billing", "default_shipping",
+                              "disable_auto_group_change", "confirmation", "rp_token",
+                              "rp_token_created_at", "password_created_at", EXTRA_COL}),
+    ADDRESS.name: frozenset({"vat_id", EXTRA_COL}),
+}
+V2_ADDRESS_CHUNK = 10  # customerAddressList requests per pool task: keeps the slots busy
 
 
 @dataclass(frozen=True)
@@ -82,7 +97,10 @@ class SoapSource:
         self.options = options
         self.endpoint = client.endpoint
         self._cursor = options.cursor
-        self.requests = {"customer.list": 0, "multiCall": 0}
+        self.typed = bool(getattr(client, "typed_api", False))  # SOAP v2 or WS-I
+        self.requests = ({"customerCustomerList": 0, "customerAddressList": 0} if self.typed
+                         else {"customer.list": 0, "multiCall": 0})
+        self.unprovided = NOT_IN_V2 if self.typed else {}
 
     @property
     def incremental(self) -> bool:
@@ -100,11 +118,26 @@ class SoapSource:
     def check(self) -> None:
         """Fail fast on a bad URL, user, key or role: log in, make one multiCall of the
         three resources with arguments that match nothing, end the session."""
+        if self.typed:
+            self._check_v2()
+            return
         with translated(), self.client as client:
             # An inline fault 2 (denied) raises; 101 for customer 0 means "allowed".
             client.multi_call([("customer_group.list", None),
                                ("customer.list", [{"customer_id": {"eq": 0}}]),
                                ("customer_address.list", [0])])
+
+    def _check_v2(self) -> None:
+        with translated(), self.client as client:
+            v2 = _v2(client)
+            v2.group_list()
+            v2.customer_list({"customer_id": {"eq": 0}})
+            try:
+                v2.address_list(0)
+            except MagentoCallFault as fault:  # 101 for customer 0 means "allowed"
+                if fault.code != VANISHED:
+                    raise
+            log.info("SOAP %s: customer, address and group reads allowed", v2.dialect)
 
     def __iter__(self) -> Iterator[RawBatch]:
         pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="magsync-soap")
@@ -114,13 +147,14 @@ class SoapSource:
                 yield from self._customers_and_addresses(client, pool)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        log.info("read %s: %d customer.list and %d multiCall requests", self.endpoint,
-                 self.requests["customer.list"], self.requests["multiCall"])
+        log.info("read %s: %s", self.endpoint,
+                 ", ".join(f"{count} {name}" for name, count in self.requests.items()))
 
     # --- reading --------------------------------------------------------------------------
 
     def _groups(self, client: MagentoClient) -> RawBatch:
-        rows = _rows(client.call("customer_group.list"), "customer_group.list")
+        groups = _v2(client).group_list() if self.typed else client.call("customer_group.list")
+        rows = _rows(groups, "customer_group.list")
         return RawBatch(GROUP, raw_frame(GROUP, rows, self.endpoint, [1] * len(rows)))
 
     def _customers_and_addresses(self, client: MagentoClient,
@@ -132,19 +166,34 @@ class SoapSource:
         for line, rows in windows:
             self._advance_cursor(rows)
             ids = [int(row["customer_id"]) for row in rows]
-            pending = [(chunk, pool.submit(self._address_call, client, chunk))
-                       for chunk in _chunks(ids, self.options.multicall_size)]
-            self.requests["multiCall"] += len(pending)
+            chunk = min(self.options.multicall_size, V2_ADDRESS_CHUNK) if self.typed else (
+                self.options.multicall_size)
+            pending = [(part, pool.submit(self._address_call, client, part))
+                       for part in _chunks(ids, chunk)]
+            self.requests["customerAddressList" if self.typed else "multiCall"] += (
+                len(ids) if self.typed else len(pending))
             for part in _chunks(rows, self.options.batch_size):
-                yield RawBatch(CUSTOMER, raw_frame(CUSTOMER, part, self.endpoint,
-                                                   [line] * len(part)))
+                yield self._batch(CUSTOMER, raw_frame(CUSTOMER, part, self.endpoint,
+                                                      [line] * len(part)))
             if previous is not None:
                 yield from self._address_batches(*previous)
             previous = (line, pending)
         if previous is not None:
             yield from self._address_batches(*previous)
 
+    def _batch(self, entity: Entity, frame: pd.DataFrame, faults: list[Fault] | None = None,
+               keyless: int = 0) -> RawBatch:
+        """A RawBatch that names the columns this API cannot deliver."""
+        unprovided = self.unprovided.get(entity.name, frozenset())
+        if unprovided:
+            frame = frame.drop(columns=[c for c in unprovided if c in frame.columns])
+        return RawBatch(entity, frame, faults or [], keyless_faults=keyless,
+                        unprovided=unprovided)
+
     def _list(self, client: MagentoClient, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.typed:
+            self.requests["customerCustomerList"] += 1
+            return _rows(_v2(client).customer_list(filters), "customer.list")
         self.requests["customer.list"] += 1
         return _rows(client.call("customer.list", [filters]), "customer.list")
 
@@ -187,6 +236,8 @@ class SoapSource:
             self._cursor = max(stamps) if self._cursor is None else max(self._cursor, *stamps)
 
     def _address_call(self, client: MagentoClient, ids: list[int]) -> list[Any]:
+        if self.typed:
+            return [_address_list_v2(_v2(client), cid) for cid in ids]
         results = client.multi_call([("customer_address.list", [cid]) for cid in ids])
         if len(results) != len(ids):
             raise MagentoFatalError(f"multiCall(customer_address.list): {len(results)} "
@@ -219,7 +270,7 @@ class SoapSource:
     def _address_batch(self, rows: list[dict[str, Any]], line: int, faults: list[Fault],
                        keyless: int) -> RawBatch:
         frame = raw_frame(ADDRESS, rows, self.endpoint, [line] * len(rows))
-        return RawBatch(ADDRESS, frame, faults, keyless_faults=keyless)
+        return self._batch(ADDRESS, frame, faults, keyless)
 
     def _address_fault(self, customer_id: int, result: Any, line: int) -> Fault:
         """A failed customer_address.list: "vanished" when the customer was deleted
@@ -233,6 +284,18 @@ class SoapSource:
                                            f"answered a {type(result).__name__}, not a list")
         return Fault(entity=ADDRESS.name, stage=Stage.READ, rule=rule, message=message,
                      source=self.endpoint, source_line=line)
+
+
+def _v2(client: MagentoClient) -> MagentoV2Client:
+    return cast("MagentoV2Client", client)
+
+
+def _address_list_v2(client: MagentoV2Client, customer_id: int) -> Any:
+    """One customerAddressList; a per-customer fault comes back as data, as in multiCall."""
+    try:
+        return client.address_list(customer_id)
+    except MagentoCallFault as fault:
+        return fault
 
 
 # --- values -----------------------------------------------------------------------------
@@ -299,7 +362,7 @@ def translated() -> Iterator[None]:
     except MagentoAuthError as err:
         raise ConfigError(str(err)) from err
     except MagentoCallFault as err:
-        if err.resource == "customer.list" and err.code == 101:
+        if err.resource in ("customer.list", "customerCustomerList") and err.code == 101:
             raise ConfigError(f"{err} (a filter this store does not accept)") from err
         raise SourceFatalError(str(err)) from err
     except (MagentoRetriableError, MagentoSessionExpired) as err:

@@ -53,6 +53,8 @@ def _sync_parser(sub: Any) -> None:
     p.add_argument("--url", help="store base URL (SOAP source)")
     p.add_argument("--api-user", help="SOAP API user; the key comes from "
                                       "MAGSYNC_SOURCE__API_KEY")
+    p.add_argument("--api", choices=["v1", "v2", "wsi", "auto"], default=None,
+                   help="SOAP API: v1 (default), v2, wsi (v2 in WS-I mode), auto (v2 or wsi)")
     p.add_argument("--ca-bundle", type=Path,
                    help="CA bundle that signs the store's TLS certificate (SOAP source)")
     p.add_argument("--target", help="SQLAlchemy URL of the target (default: SQLite under "
@@ -130,7 +132,7 @@ def sync_overrides(args: argparse.Namespace) -> dict[str, Any]:
     source = {k: v for k, v in {"kind": args.source, "input": args.input, "url": args.url,
                                 "api_user": args.api_user, "name": args.source_name,
                                 "ca_bundle": args.ca_bundle, "encoding": args.encoding,
-                                "delimiter": args.delimiter}.items()
+                                "delimiter": args.delimiter, "api": args.api}.items()
               if v is not None}
     top = {"output_dir": args.output_dir, "full": args.full, "dry_run": args.dry_run,
            "hard_delete": args.hard_delete, "allow_mass_delete": args.allow_mass_delete,

@@ -29,6 +29,9 @@ class SourceSettings(BaseModel):
                                  "order mark, e.g. cp1252 (default UTF-8)")
     delimiter: str = Field(",", description="CSV field delimiter: one character, or 'tab'")
     url: str | None = None  # SOAP store base URL
+    # SOAP dialect: v1 (/api/soap/), v2 or wsi (/api/v2_soap/), auto: v2 or wsi, as the
+    # v2 WSDL says
+    api: Literal["v1", "v2", "wsi", "auto"] = "v1"
     api_user: str | None = None
     api_key: SecretStr | None = None
     api_key_block: str | None = None  # name of a Prefect Secret block holding the key

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from flows.crash import pause_point
+from flows.unprovided import keep_stored
 from transform.batch import RawBatch
 from transform.diff import WRITES, Action, changed_fields
 from transform.faults import Fault, Stage
@@ -56,7 +57,8 @@ def stage_all(run: Run, batches: Iterable[RawBatch], *, has_groups: bool) -> Non
     with run.report.timed("stage"):
         for raw in batches:
             with run.report.timed("normalise"):
-                prepared = prepare(raw, run.settings.gender_labels, run.codes)
+                prepared = keep_stored(run, raw, prepare(raw, run.settings.gender_labels,
+                                                         run.codes))
             stage_batch(run, prepared)
             pause_point("first-batch")
         if not has_groups:

@@ -98,11 +98,17 @@ def soap_source(settings: Settings) -> SoapSource:
     if s.basic_auth_user:
         password = s.basic_auth_password.get_secret_value() if s.basic_auth_password else ""
         basic = (s.basic_auth_user, password)
+    options: dict[str, Any] = {
+        "timeout": s.timeout_s, "verify": str(s.ca_bundle) if s.ca_bundle else True,
+        "basic_auth": basic, "retries": s.retries, "backoff_base": s.backoff_base_s,
+        "pool_size": s.concurrency + 1}
     try:
-        client = MagentoClient(
-            s.url, s.api_user, api_key, timeout=s.timeout_s,
-            verify=str(s.ca_bundle) if s.ca_bundle else True, basic_auth=basic,
-            retries=s.retries, backoff_base=s.backoff_base_s, pool_size=s.concurrency + 1)
+        if s.api == "v1":
+            client = MagentoClient(s.url, s.api_user, api_key, **options)
+        else:
+            from magento.client_v2 import MagentoV2Client
+
+            client = MagentoV2Client(s.url, s.api_user, api_key, api=s.api, **options)
     except ValueError as err:
         raise ConfigError(f"SOAP source: {err}") from None
     cursor = None if settings.full else saved_cursor(settings)

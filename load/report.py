@@ -150,6 +150,7 @@ class RunReport:
     data_docs: str | None = None
     received: Counter[str] = field(default_factory=Counter)  # records read, per entity
     conservation: str | None = None  # "ok", or what did not add up; None: not checked
+    not_provided: dict[str, list[str]] = field(default_factory=dict)  # by the source
 
     def count(self, entity: str, action: str, n: int = 1) -> None:
         """Adds `n` records of `entity` with `action`."""
@@ -210,6 +211,7 @@ class RunReport:
             "output_dir": self.output_dir,
             "exports": self.exports,
             "data_docs": self.data_docs,
+            "not_provided": self.not_provided,
         }
 
     def write_summary(self, report_dir: Path) -> Path:
@@ -228,6 +230,8 @@ class RunReport:
         for entity in ("group", "customer", "address"):
             counts = self.counts.get(entity, Counter())
             lines.append(f"{entity:<10}" + "".join(f"{counts[a]:>11}" for a in actions))
+        lines += [f"not provided by the source ({entity}): {', '.join(columns)}"
+                  for entity, columns in self.not_provided.items()]
         return "\n".join(lines)
 
 

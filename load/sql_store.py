@@ -167,11 +167,15 @@ class SqlTarget:
         return KeyIndex(pa.chunked_array(keys), np.concatenate(hashes),
                         np.concatenate(deleted))
 
-    def fetch_rows(self, entity: Entity, keys: Sequence[str]) -> pd.DataFrame:
-        """Stored public columns of the given keys, indexed by record_key."""
+    def fetch_rows(self, entity: Entity, keys: Sequence[str], *,
+                   with_secrets: bool = False) -> pd.DataFrame:
+        """Stored public columns of the given keys, indexed by record_key (and the secret
+        ones, when asked and the target stores them)."""
         table = TABLES[entity.name]
+        secrets = [table.c[name] for name in entity.secret_names
+                   if with_secrets and self.store_secrets]
         cols = [table.c.record_key, *(table.c[c.name] for c in entity.public_columns),
-                table.c.extra]
+                table.c.extra, *secrets]
         frames = []
         with self.engine.connect() as conn:
             for start in range(0, len(keys), KEY_CHUNK):

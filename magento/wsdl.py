@@ -9,6 +9,7 @@ and safe to share between threads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -80,9 +81,14 @@ class StoreService:
 
 
 def load_service(
-    wsdl_url: str, endpoint: str, transport: StoreTransport, timeout: float
+    wsdl_url: str,
+    endpoint: str,
+    transport: StoreTransport,
+    timeout: float,
+    inspect: Callable[[zeep.Client, str, str], StoreService] | None = None,
 ) -> StoreService:
-    """Load the WSDL with zeep and find the v1 binding; raise Magento errors only."""
+    """Load the WSDL with zeep and find the v1 binding (or what `inspect` looks for);
+    raise Magento errors only."""
     settings = zeep.Settings(
         strict=True,
         raw_response=True,
@@ -111,7 +117,7 @@ def load_service(
         raise MagentoFatalError(f"{label}: not a usable WSDL ({exc})") from exc
     if failure is not None:
         raise failure
-    return _inspect(client, endpoint, label)
+    return (inspect or _inspect)(client, endpoint, label)
 
 
 def _inspect(client: zeep.Client, endpoint: str, label: str) -> StoreService:

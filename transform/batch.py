@@ -23,3 +23,5 @@ class RawBatch:
     faults: list[Fault] = field(default_factory=list)
     keyless_faults: int = 0  # faults with no key: delete detection must be skipped
     derived: bool = False  # made up from references (groups seen on customers)
+    # Schema columns the source cannot deliver (SOAP v2): neither compared nor overwritten.
+    unprovided: frozenset[str] = frozenset()

@@ -17,6 +17,7 @@ from magento.emulator.handler import ApiUser, SessionTable, SoapHandler
 from magento.emulator.loaders import generated_store, load_data
 from magento.emulator.server import EmulatorServer, FaultInjection, Latency, Stats
 from magento.emulator.store import EmulatorStore
+from magento.emulator.v2 import V2Handler, render_v2_wsdl
 from magento.emulator.wsdl import WsdlOptions, render_wsdl
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,11 @@ class RunningEmulator:
         return self.url + "api/soap/?wsdl"
 
     @property
+    def v2_wsdl_url(self) -> str:
+        """The v2 (or WS-I) WSDL URL."""
+        return self.url + "api/v2_soap/?wsdl=1"
+
+    @property
     def stats(self) -> Stats:
         """Live request statistics."""
         return self._server.stats
@@ -72,11 +78,14 @@ def run_emulator(
     session_timeout: float = 3600.0,
     wsdl: WsdlOptions | None = None,
     advertised_url: str | None = None,
+    wsi: bool = False,
 ) -> Iterator[RunningEmulator]:
     """Run the emulator on a background thread; stop it cleanly on exit.
 
     `users` maps API user names to keys (or ApiUser with an ACL); default {"etl": "key"}.
     `advertised_url` is the WSDL's soap:address (default: this server's own endpoint).
+    `/api/v2_soap/` speaks SOAP v2, or v2 in WS-I compliance mode with `wsi` (the admin
+    setting); v1 and v2 share the users and the sessions, as in Magento.
     """
     store = store if store is not None else EmulatorStore()
     faults = faults or FaultInjection()
@@ -86,15 +95,18 @@ def run_emulator(
         store, namespace, _users(users or {"etl": "key"}), sessions, fixed_array=wsdl_options.types
     )
     location: list[str] = []
+    v2 = V2Handler(store, namespace, soap.users, sessions, wsi=wsi)
     server = EmulatorServer(
         (host, port),
         soap,
         faults,
         latency or Latency(),
         lambda: render_wsdl(namespace, location[0], wsdl_options),
+        (v2, lambda: render_v2_wsdl(namespace, location[1], wsi=wsi)),
     )
     url = f"http://{host}:{server.server_address[1]}/"
     location.append(advertised_url or url + "index.php/api/soap/index/")
+    location.append(advertised_url or url + "index.php/api/v2_soap/index/")
     # A short poll interval: shutdown() waits up to one interval, and tests start many.
     thread = threading.Thread(
         target=server.serve_forever, args=(0.05,), name="magsync-emulator", daemon=True
@@ -124,6 +136,7 @@ def serve(
     session_timeout: float = 3600.0,
     wsdl: WsdlOptions | None = None,
     advertised_url: str | None = None,
+    wsi: bool = False,
     on_ready: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
 ) -> None:
@@ -156,6 +169,7 @@ def serve(
         session_timeout=session_timeout,
         wsdl=wsdl,
         advertised_url=advertised_url,
+        wsi=wsi,
     ) as emu:
         customers_held, addresses_held = store.counts()
         log.info(

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from magento.emulator.handler import SoapHandler
+from magento.emulator.v2 import V2_PATHS, V2Handler
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,11 @@ class EmulatorServer(ThreadingHTTPServer):
         faults: FaultInjection,
         latency: Latency,
         wsdl: Callable[[], bytes],
+        v2: tuple[V2Handler, Callable[[], bytes]] | None = None,
     ) -> None:
         super().__init__(address, _RequestHandler)
         self.soap, self.faults, self.latency, self.wsdl = soap, faults, latency, wsdl
+        self.v2 = v2  # the v2 (or WS-I) handler and its WSDL, at /api/v2_soap/
         self.stats = Stats()
         self.lock = threading.Lock()
         self.rng = random.Random(faults.seed)
@@ -136,14 +139,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         """The WSDL at any SOAP path with a `wsdl` query parameter."""
         parts = urlsplit(self.path)
-        if parts.path.rstrip("/") in SOAP_PATHS and "wsdl" in parse_qs(parts.query, True):
+        path, wsdl = parts.path.rstrip("/"), "wsdl" in parse_qs(parts.query, True)
+        if path in SOAP_PATHS and wsdl:
             self._send(200, _XML, self.server.wsdl())
+        elif path in V2_PATHS and wsdl and self.server.v2 is not None:
+            self._send(200, _XML, self.server.v2[1]())
         else:
             self._send(404, "text/plain", b"Not Found\n")
 
     def do_POST(self) -> None:
         """A SOAP request, through fault injection, the concurrency cap and the latency."""
-        if urlsplit(self.path).path.rstrip("/") not in SOAP_PATHS:
+        path = urlsplit(self.path).path.rstrip("/")
+        v2 = self.server.v2 if path in V2_PATHS else None
+        if path not in SOAP_PATHS and v2 is None:
             self._send(404, "text/plain", b"Not Found\n")
             return
         length = self.headers.get("Content-Length")
@@ -163,7 +171,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._track(+1)
             try:
                 started = time.monotonic()
-                answer = server.soap.handle(body)
+                answer = server.soap.handle(body) if v2 is None else v2[0].handle(body)
                 cost = server.latency.per_request + server.latency.per_call * answer.calls
                 time.sleep(max(0.0, cost - (time.monotonic() - started)))
             finally:
