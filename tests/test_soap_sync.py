@@ -437,7 +437,7 @@ def test_v2_full_sync_matches_v1_in_every_provided_column(
         api_key: str, tmp_path: Path, api: str) -> None:
     store = generated_store(70, seed=19)
     with run_emulator(store, users={"etl": api_key}, wsi=api != "v2") as emu:
-        state1, first = soap_sync(emu.url, tmp_path / "v1", {"api": "v1"}, full=True)
+        state1, _first = soap_sync(emu.url, tmp_path / "v1", {"api": "v1"}, full=True)
         state2, second = soap_sync(emu.url, tmp_path / "v2", {"api": api}, full=True)
     assert state1.is_completed() and state2.is_completed(), second.get("error")
     assert second["counts"]["customer"]["created"] == 70
