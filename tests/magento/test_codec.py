@@ -39,7 +39,7 @@ def c14n(element: etree._Element) -> bytes:
 # --- every recorded response -----------------------------------------------------------
 
 
-def _customers(ids: list[int]) -> Callable[[Any], None]:
+def _customers(ids: list[int] | list[str]) -> Callable[[Any], None]:
     def check(value: Any) -> None:
         assert [row["customer_id"] for row in value] == ids
         assert all(isinstance(row, dict) and "email" in row for row in value)
@@ -184,6 +184,27 @@ def _region(region_id: int | None) -> Callable[[Any], None]:
     return check
 
 
+def _address_4(customer_address_id: int | str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        assert (value["customer_address_id"], value["city"], value["company"]) == (
+            customer_address_id, "London", "ACME GmbH & Co. KG")
+    return check
+
+
+def _wsi_addresses(value: Any) -> None:
+    # WS-I literal: the same list as v2's, every value text.
+    assert [a["customer_address_id"] for a in value] == ["4", "3", "2"]
+
+
+def _wsi_groups(value: Any) -> None:
+    assert len(value) == 7
+    assert value[0] == {"customer_group_id": "0", "customer_group_code": "NOT LOGGED IN"}
+
+
+def _wsi_info(value: Any) -> None:
+    assert (value["customer_id"], value["website_id"]) == ("2", "1")
+
+
 EXPECTED: dict[str, Callable[[Any], None]] = {
     "v1_acl_denied": _fault(2, "Access denied."),
     "v1_call_after_endsession": _fault(5, "Session expired. Try to relogin."),
@@ -247,6 +268,32 @@ EXPECTED: dict[str, Callable[[Any], None]] = {
     "v2_customer_list_complex_filter": _v2_list,
     "wsi_customer_info_missing": _fault(102, "Customer not exists."),
     "wsi_customer_list_complex_filter": _wsi_list,
+    "v2_call_after_endsession": _fault(5, "Session expired. Try to relogin."),
+    "v2_customer_address_info": _address_4(4),
+    "v2_customer_address_list_missing": _fault(101, "Customer not exists."),
+    "v2_customer_info_attrs": _equals(
+        {"customer_id": 2, "email": "peer.customer002@example.com", "group_id": 3}),
+    "v2_customer_info_missing": _fault(102, "Customer not exists."),
+    "v2_customer_list_bad_filter": _fault(101, "Invalid attribute name: no_such_attr"),
+    "v2_customer_list_id_range": _customers([1, 2, 3]),
+    "v2_customer_list_none": _equals([]),
+    "v2_endsession": _equals(True),
+    "v2_login": _equals("8e55156ffb5815f19640ecd50c0dd5dc"),
+    "v2_login_badkey": _fault(2, "Access denied."),
+    "wsi_call_after_endsession": _fault(5, "Session expired. Try to relogin."),
+    "wsi_customer_address_info": _address_4("4"),
+    "wsi_customer_address_list": _wsi_addresses,
+    "wsi_customer_address_list_missing": _fault(101, "Customer not exists."),
+    "wsi_customer_group_list": _wsi_groups,
+    "wsi_customer_info": _wsi_info,
+    "wsi_customer_info_attrs": _equals(
+        {"customer_id": "2", "email": "peer.customer002@example.com", "group_id": "3"}),
+    "wsi_customer_list_bad_filter": _fault(101, "Invalid attribute name: no_such_attr"),
+    "wsi_customer_list_id_range": _customers(["1", "2", "3"]),
+    "wsi_customer_list_none": _equals(""),  # literal: an empty result is an empty element
+    "wsi_endsession": _equals("true"),
+    "wsi_login": _equals("e8a68b65132714709da4d858c947d814"),
+    "wsi_login_badkey": _fault(2, "Access denied."),
 }
 
 
