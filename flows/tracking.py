@@ -4,7 +4,8 @@ Importing `prefect.settings` imports the whole `prefect` package (1-4 s here), s
 usual places are read directly, as Prefect reads them: the environment, then the active
 profile of the profiles file. Only when another of Prefect's setting sources could hold
 the URL (a `.env`, `prefect.toml` or `pyproject.toml` `[tool.prefect]` in the working
-folder, or a nested `PREFECT_API__*` variable) is Prefect asked.
+folder, PREFECT_PROFILE, a test mode, a nested `PREFECT_API__*` variable) is Prefect
+asked.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 API_URL = "PREFECT_API_URL"
+# A named profile may be one of Prefect's bundled ones (`local` has a URL); test modes
+# and nested names change where settings come from: then Prefect decides.
+_ASK_PREFECT = ("PREFECT_API__", "PREFECT_PROFILE=", "PREFECT_TEST_MODE=",
+                "PREFECT_UNIT_TEST_MODE=", "PREFECT_TESTING_")
 UNTRACKED_LINE = ("untracked run: no Prefect API configured (PREFECT_API_URL or a Prefect "
                   "profile); --prefect tracks it on a temporary server")
 NEEDS_API = ("source.api_key_block needs a Prefect API and none is configured: set "
@@ -34,7 +39,7 @@ def prefect_api_url() -> str | None:
 
 def _elsewhere() -> bool:
     """Whether a setting source this module does not read might set the URL."""
-    if any(name.startswith("PREFECT_API__") for name in os.environ):
+    if any(f"{name}=".startswith(_ASK_PREFECT) for name in os.environ):
         return True
     cwd = Path.cwd()
     if (cwd / "prefect.toml").is_file():
@@ -55,8 +60,8 @@ def profiles_path() -> Path:
 
 
 def _profile_url() -> str | None:
-    """PREFECT_API_URL of the active profile (PREFECT_PROFILE, else the file's `active`);
-    an unknown profile or no file means Prefect's default profile, which has none."""
+    """PREFECT_API_URL of the file's active profile; an unknown profile or no file means
+    Prefect's default profile, which has none."""
     path = profiles_path()
     if not path.is_file():
         return None
@@ -64,7 +69,7 @@ def _profile_url() -> str | None:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError):
         return None  # Prefect warns and uses no profile settings
-    active = os.environ.get("PREFECT_PROFILE") or data.get("active")
+    active = data.get("active")
     profile = data.get("profiles", {}).get(active) if isinstance(active, str) else None
     url = profile.get(API_URL) if isinstance(profile, dict) else None
     return str(url) if url else None
