@@ -79,6 +79,14 @@ def _sync_parser(sub: Any) -> None:
     p.add_argument("--config", type=Path, help="TOML settings file (default ./magsync.toml)")
     p.add_argument("--log-level", default=None)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    add_prefect_option(p)
+
+
+def add_prefect_option(p: argparse.ArgumentParser) -> None:
+    """`--prefect`: a tracked run even when no Prefect API is configured."""
+    p.add_argument("--prefect", action="store_true",
+                   help="run as a Prefect flow run even without a configured Prefect API "
+                        "(PREFECT_API_URL or a profile): on a temporary local server")
 
 
 def _emulator_parser(sub: Any) -> None:
@@ -182,28 +190,61 @@ def error_output(verbose: bool) -> None:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    """Runs the sync flow and prints its report table."""
+    """Runs the sync (a Prefect flow run when tracked) and prints its report table."""
     quiet_prefect()
     _hide_target(args.target)
     from flows.settings import load_settings
+    from flows.sync_steps import MISSING_API_KEY
+    from flows.tracking import NEEDS_API, needs_api, tracked
     from transform.errors import ConfigError
 
     overrides = sync_overrides(args)
     config = args.config.resolve() if args.config else None
     settings = load_checked(load_settings, config, **overrides)  # quick: Prefect not loaded
+    source = settings.source
+    if source.kind == "soap" and source.api_key is None and not source.api_key_block:
+        raise ConfigError(MISSING_API_KEY)  # before starting Prefect
+    show = print_json if args.json else print_report
+    if not tracked(args.prefect):
+        if needs_api(source):
+            raise ConfigError(NEEDS_API)
+        return untracked(lambda: _run_untracked(settings), show, args.verbose,
+                         settings.log_level)
     from prefect.states import State
 
-    from flows.sync import MISSING_API_KEY, sync_flow
+    from flows.sync import sync_flow
 
     error_output(args.verbose)  # Prefect's console handler exists once prefect is imported
-    if (settings.source.kind == "soap" and settings.source.api_key is None
-            and not settings.source.api_key_block):
-        raise ConfigError(MISSING_API_KEY)  # before starting Prefect
     setup_logging(settings.log_level)
     state: State[Any] = sync_flow(overrides, str(config) if config else None,
                                   return_state=True)  # type: ignore[assignment]
-    show = print_json if args.json else print_report
     return flow_outcome(state, show, "sync failed")
+
+
+def _run_untracked(settings: Any) -> dict[str, Any]:
+    from flows.sync_steps import run_steps
+
+    return run_steps(settings)
+
+
+def untracked(body: Any, show: Any, verbose: bool, log_level: str) -> int:
+    """Runs `body` (a flow's plain steps) in-process, without Prefect, saying so on
+    stderr; shows the report, also that of a failed run, whose error main() describes."""
+    from flows.tracking import UNTRACKED_LINE
+    from transform.errors import MagsyncError
+
+    print(UNTRACKED_LINE, file=sys.stderr, flush=True)
+    error_output(verbose)
+    setup_logging(log_level)
+    try:
+        report = body()
+    except MagsyncError as err:
+        failed = getattr(err, "report", None)
+        if isinstance(failed, dict) and "counts" in failed:
+            show(failed)
+        raise
+    show(report)
+    return EXIT_OK
 
 
 def flow_outcome(state: Any, show: Any, fallback: str) -> int:

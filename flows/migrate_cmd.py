@@ -70,6 +70,9 @@ def add_parsers(sub: Any) -> None:
                         "(default 0.05)")
     p.add_argument("--multicall-size", type=int, help="writes per multiCall (default 50)")
     p.add_argument("--concurrency", type=int, help="multiCalls in flight (default 2)")
+    from flows.cli import add_prefect_option
+
+    add_prefect_option(p)
     v = sub.add_parser("verify", help="compare a migration's target with its source; "
                                       "exit 1 on any difference")
     _common(v)
@@ -125,11 +128,21 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(settings.log_level)
     if args.command == "verify":
         return verify(settings)
+    from flows.tracking import NEEDS_API, needs_api, tracked
+
+    if not tracked(args.prefect):
+        if needs_api(settings.source):
+            raise ConfigError(NEEDS_API)
+        from flows.cli import untracked
+        from flows.migrate import run_migrate
+
+        return untracked(lambda: run_migrate(settings, tasks=False), print_table,
+                         args.verbose, settings.log_level)
     return migrate(given, str(config) if config else None)
 
 
 def migrate(given: dict[str, Any], config: str | None) -> int:
-    """The migration flow; prints its table."""
+    """The migration flow (a tracked run); prints its table."""
     from prefect.states import State
 
     from flows.cli import flow_outcome

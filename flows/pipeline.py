@@ -223,9 +223,13 @@ def merge(run: Run) -> None:
             for entity in LOAD_ORDER:  # advanced only with the data they describe
                 if entity.name in run.cursors:
                     target.save_state(conn, entity, run.cursors[entity.name], run.run_id, now)
-            cleared = _clear_corrected_faults(run, conn)
-            if cleared:
-                run.report.notes.append(f"{cleared} earlier fault(s) cleared by corrected records")
+            corrected, again = _clear_corrected_faults(run, conn)
+            if corrected:
+                run.report.notes.append(f"{corrected} earlier fault(s) cleared by corrected "
+                                        "records")
+            if again:
+                run.report.notes.append(f"{again} earlier fault(s) superseded: their records "
+                                        "faulted again in this run")
 
 
 def _merge_entity(run: Run, entity: Entity, now: datetime) -> None:
@@ -243,21 +247,28 @@ def _merge_entity(run: Run, entity: Entity, now: datetime) -> None:
             crash_point("merge-transaction")
 
 
-def _clear_corrected_faults(run: Run, conn: Connection) -> int:
+def _clear_corrected_faults(run: Run, conn: Connection) -> tuple[int, int]:
     """Clears earlier open faults that this run supersedes: their record came in again
     (corrected, or faulted anew under this run's id), or they had no key at all (this run
-    re-read the whole input and re-reported whatever is still unreadable)."""
+    re-read the whole input and re-reported whatever is still unreadable). Returns how
+    many were corrected and how many faulted again."""
     open_faults = run.target.open_faults(conn, before_run=run.run_id)
-    ids = []
+    refaulted = {(f.entity, f.key) for f in run.faults}  # key None: a keyless fault again
+    corrected: list[int] = []
+    again: list[int] = []
     for entity, rows in open_faults.items():
         plan = run.plans.get(entity)
         keyed = [(fid, key) for fid, key in rows if key is not None]
-        ids += [fid for fid, key in rows if key is None and run.settings.full]
-        if plan is None or not keyed:
-            continue
-        received = plan.index.received([key for _, key in keyed])
-        ids += [fid for (fid, _), ok in zip(keyed, received, strict=True) if ok]
-    return run.target.clear_faults(conn, ids, run.run_id)
+        superseded: list[tuple[int, str | None]] = [
+            (fid, None) for fid, key in rows if key is None and run.settings.full]
+        if plan is not None and keyed:
+            received = plan.index.received([key for _, key in keyed])
+            superseded += [pair for pair, ok in zip(keyed, received, strict=True)
+                           if ok or (entity, pair[1]) in refaulted]
+        for fid, key in superseded:
+            (again if (entity, key) in refaulted else corrected).append(fid)
+    run.target.clear_faults(conn, corrected + again, run.run_id)
+    return len(corrected), len(again)
 
 
 def export(run: Run) -> None:

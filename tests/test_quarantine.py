@@ -131,3 +131,21 @@ def test_faults_command_and_clearing_by_a_corrected_record(tmp_path: Path) -> No
                              "--output-dir", str(out)], capture_output=True, text=True,
                             check=True, cwd=ROOT)
     assert "b@example.com" not in listed.stdout
+
+
+def test_rerun_tells_corrected_faults_from_ones_faulted_again(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    broken = [customer_row("a@example.com"), customer_row("b@example.com", dob="nope"),
+              customer_row("c@example.com", dob="never")]
+    src = write_csv(tmp_path / "v1.csv", broken)
+    sync(src, out, max_fault_ratio=0.9, full=True)
+    _, again = sync(src, out, max_fault_ratio=0.9, full=True)  # identical: nothing corrected
+    assert not [n for n in again["notes"] if "corrected" in n], again["notes"]
+    assert "2 earlier fault(s) superseded: their records faulted again in this run" \
+        in again["notes"]
+    half = [customer_row("a@example.com"), customer_row("b@example.com"),
+            customer_row("c@example.com", dob="never")]
+    _, fixed = sync(write_csv(tmp_path / "v2.csv", half), out, max_fault_ratio=0.9, full=True)
+    assert "1 earlier fault(s) cleared by corrected records" in fixed["notes"]
+    assert "1 earlier fault(s) superseded: their records faulted again in this run" \
+        in fixed["notes"]

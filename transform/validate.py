@@ -23,21 +23,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import great_expectations as gx
 import pandas as pd
-from great_expectations.core.expectation_validation_result import (
-    ExpectationSuiteValidationResult,
-    ExpectationValidationResult,
-)
-from great_expectations.core.run_identifier import RunIdentifier
-from great_expectations.data_context.types.base import ProgressBarsConfig
-from great_expectations.data_context.types.resource_identifiers import (
-    ExpectationSuiteIdentifier,
-    ValidationResultIdentifier,
-)
-from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
 from transform.errors import ConfigError, MagsyncError
 from transform.faults import Fault, Stage, shown_value
@@ -52,6 +40,16 @@ from transform.schema import (
     Entity,
     Kind,
 )
+
+if TYPE_CHECKING:  # Great Expectations takes 2-3 s to import: only when rows need it
+    import great_expectations as gx
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+        ExpectationValidationResult,
+    )
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
 
 DERIVED_COL = "_derived"  # groups made up from customers' group_id, not read from a group list
 RESULT_FORMAT = {"result_format": "COMPLETE", "return_unexpected_index_query": False}
@@ -95,14 +93,17 @@ class ValidationOutcome:
 
 
 @dataclass(frozen=True)
-class _Prepared:
-    definition: gx.ValidationDefinition
+class _Suite:
+    data: dict[str, Any]  # the suite's JSON, parameters resolved
     columns: frozenset[str]  # every column the suite reads
     whole_table: bool  # a table-level expectation looks at the frame's columns
 
 
 class SuiteValidator:
-    """Runs each entity's suite on staged frames; built once per run, reused per chunk."""
+    """Runs each entity's suite on staged frames; built once per run, reused per chunk.
+
+    The suites are read and checked here; Great Expectations is imported and its objects
+    built at the first chunk that has rows (an unchanged re-sync validates nothing)."""
 
     def __init__(
         self,
@@ -115,13 +116,14 @@ class SuiteValidator:
         started = started.tz_localize(UTC) if started.tzinfo is None else started.tz_convert(UTC)
         self._started = started
         self._params: dict[str, object] = {**(params or {}), "run_started": started}
-        self._context = gx.get_context(mode="ephemeral")
-        self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self._source = self._context.data_sources.add_pandas("magsync")
-        self._prepared = {e.name: self._prepare(suite_dir, e) for e in entities}
+        self._suite_dir = suite_dir
+        self._suites = {e.name: self._read(suite_dir, e) for e in entities}
+        self._context: Any = None
+        self._source: Any = None
+        self._definitions: dict[str, gx.ValidationDefinition] = {}
         self._chunks: dict[str, int] = {}
 
-    def _prepare(self, suite_dir: Path, entity: Entity) -> _Prepared:
+    def _read(self, suite_dir: Path, entity: Entity) -> _Suite:
         data = load_suite(suite_dir / f"{entity.name}.json")
         columns: set[str] = set()
         whole_table = False
@@ -130,6 +132,20 @@ class SuiteValidator:
             columns |= _columns_read(exp["kwargs"])
             whole_table |= str(exp.get("type", "")).startswith(_WHOLE_TABLE)
         _check_columns(entity, columns, suite_dir)
+        return _Suite(data, frozenset(columns), whole_table)
+
+    def _definition(self, entity: Entity) -> gx.ValidationDefinition:
+        """The entity's GX validation definition, built at its first use."""
+        if entity.name in self._definitions:
+            return self._definitions[entity.name]
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        if self._context is None:
+            self._context = gx.get_context(mode="ephemeral")
+            self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            self._source = self._context.data_sources.add_pandas("magsync")
+        data = self._suites[entity.name].data
         try:
             suite = self._context.suites.add(gx.ExpectationSuite(**{**data, "name": entity.name}))
         except Exception as exc:  # GX raises pydantic and its own errors alike
@@ -137,20 +153,23 @@ class SuiteValidator:
         asset = self._source.add_dataframe_asset(entity.name)
         batch = asset.add_batch_definition_whole_dataframe(entity.name)
         vd = gx.ValidationDefinition(name=entity.name, data=batch, suite=suite)
-        definition = self._context.validation_definitions.add(vd)
-        return _Prepared(definition, frozenset(columns), whole_table)
+        definition: gx.ValidationDefinition = self._context.validation_definitions.add(vd)
+        self._definitions[entity.name] = definition
+        return definition
 
     def validate(self, entity: Entity, df: pd.DataFrame) -> ValidationOutcome:
         """Run the entity's suite on one chunk; map failures back to its rows."""
-        prepared = self._prepared[entity.name]
+        prepared = self._suites[entity.name]
         _check_frame(entity, df, prepared.columns)
         seq = self._chunks[entity.name] = self._chunks.get(entity.name, 0) + 1
         label = f"{entity.name}-{seq}"
         good = pd.Series(True, index=df.index, name="good")
         if df.empty:
             return ValidationOutcome(entity.name, label, good)
+        from great_expectations.core.run_identifier import RunIdentifier
+
         run_id = RunIdentifier(run_name=label, run_time=self._started)
-        result = prepared.definition.run(
+        result = self._definition(entity).run(
             batch_parameters={"dataframe": _gx_view(entity, df, prepared)},
             result_format=RESULT_FORMAT,
             run_id=run_id,
@@ -222,7 +241,7 @@ def _bound(value: object) -> pd.Timestamp:
     return ts.tz_localize(UTC) if ts.tzinfo is None else ts.tz_convert(UTC)
 
 
-def _gx_view(entity: Entity, df: pd.DataFrame, prepared: _Prepared) -> pd.DataFrame:
+def _gx_view(entity: Entity, df: pd.DataFrame, prepared: _Suite) -> pd.DataFrame:
     """The columns the suite reads, dates as UTC midnights.
 
     GX fingerprints every column it is given (about 1 s per million rows for a full
@@ -359,6 +378,14 @@ def build_data_docs(outcomes: Iterable[ValidationOutcome], out_dir: Path) -> Pat
     failing = [o for o in outcomes if o.failed and o.result is not None]
     if not failing:
         return None
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     site = {

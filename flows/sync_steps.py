@@ -1,0 +1,162 @@
+"""A sync's steps without Prefect: the source, the checks before a run and `run_steps`.
+
+flows/sync.py wraps the same steps in Prefect tasks; an untracked `magsync sync` (no
+Prefect API configured) runs them from here and never imports Prefect.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from extract.csv_source import CsvSource
+from extract.soap_source import SoapOptions, SoapSource
+from flows import pipeline
+from flows.settings import Settings, SourceSettings
+from flows.stage import stage_all
+from load.sql_store import SqlTarget
+from transform.errors import ConfigError, GuardRefusedError, MagsyncError
+from transform.schema import CUSTOMER
+
+Source = CsvSource | SoapSource
+MISSING_API_KEY = ("no SOAP API key: set MAGSYNC_SOURCE__API_KEY (or name a Prefect Secret "
+                   "block in source.api_key_block)")
+
+
+def stage_step(run: pipeline.Run, source: Source) -> None:
+    """Extract, normalise, diff and stage every batch."""
+    stage_all(run, source, has_groups=source.has_groups)
+    run.cursors.update(source.cursors())
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The four steps of a sync: plain functions, or Prefect tasks wrapping them."""
+
+    stage: Callable[[pipeline.Run, Source], Any] = stage_step
+    guards: Callable[[pipeline.Run], Any] = pipeline.check_guards
+    merge: Callable[[pipeline.Run], Any] = pipeline.merge
+    export: Callable[[pipeline.Run], Any] = pipeline.export
+
+
+PLAIN = Steps()
+
+
+def build_source(settings: Settings) -> Source:
+    """The configured source."""
+    if settings.source.kind == "soap":
+        return soap_source(settings)
+    if settings.source.kind != "csv":
+        raise ConfigError(f"source {settings.source.kind!r} is not available in this build")
+    if settings.source.input is None:
+        raise ConfigError("--input is required for a CSV source")
+    return CsvSource(settings.source.input, batch_size=settings.batch_size,
+                     website_codes=settings.website_codes,
+                     block_bytes=settings.csv_block_bytes,
+                     encoding=settings.source.encoding, delimiter=settings.source.delimiter)
+
+
+def _api_key(source: SourceSettings) -> str:
+    """The API key: MAGSYNC_SOURCE__API_KEY, else the named Prefect Secret block."""
+    if source.api_key is not None and source.api_key.get_secret_value():
+        return source.api_key.get_secret_value()
+    if source.api_key_block:
+        from prefect.blocks.system import Secret
+
+        try:
+            block: Any = Secret.load(source.api_key_block)  # sync here: no event loop runs
+            value = block.get()
+        except ValueError:
+            raise ConfigError(f"no Prefect Secret block named {source.api_key_block!r}"
+                              ) from None
+        if value:
+            return str(value)
+    raise ConfigError(MISSING_API_KEY)
+
+
+def soap_source(settings: Settings) -> SoapSource:
+    """The SOAP source, checked (WSDL, login) before the run starts: a bad URL, user or
+    key ends here with one line and exit code 2."""
+    from magento.client import MagentoClient
+
+    s = settings.source
+    if not s.url or not s.api_user:
+        raise ConfigError("a SOAP source needs --url and --api-user")
+    api_key = _api_key(s)
+    basic = None
+    if s.basic_auth_user:
+        password = s.basic_auth_password.get_secret_value() if s.basic_auth_password else ""
+        basic = (s.basic_auth_user, password)
+    options: dict[str, Any] = {
+        "timeout": s.timeout_s, "verify": str(s.ca_bundle) if s.ca_bundle else True,
+        "basic_auth": basic, "retries": s.retries, "backoff_base": s.backoff_base_s,
+        "pool_size": s.concurrency + 1}
+    try:
+        if s.api == "v1":
+            client = MagentoClient(s.url, s.api_user, api_key, **options)
+        else:
+            from magento.client_v2 import MagentoV2Client
+
+            client = MagentoV2Client(s.url, s.api_user, api_key, api=s.api, **options)
+    except ValueError as err:
+        raise ConfigError(f"SOAP source: {err}") from None
+    cursor = None if settings.full else saved_cursor(settings)
+    source = SoapSource(client, SoapOptions(
+        batch_size=settings.batch_size, window=s.window,
+        max_id_gap=s.max_id_gap or 100 * s.window, multicall_size=s.multicall_size,
+        concurrency=s.concurrency, lookback_s=s.lookback_s, full=settings.full,
+        cursor=cursor))
+    source.check()
+    return source
+
+
+def saved_cursor(settings: Settings) -> str | None:
+    """The customer cursor the last committed run saved for this store, if any."""
+    target = SqlTarget(settings.target_url, source=settings.source.name)
+    try:
+        return target.cursor(CUSTOMER)
+    finally:
+        target.dispose()
+
+
+def check_output_dir(folder: Path) -> None:
+    """Creates the output folder and proves it writable: one ConfigError (exit 2) when it
+    is not, before the run opens anything."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".magsync-probe-"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"output folder {folder} is not writable: "
+                          f"{err.strerror or type(err).__name__}") from None
+
+
+def run_steps(settings: Settings, steps: Steps = PLAIN) -> dict[str, Any]:
+    """One sync, step by step; returns the report as a dict. Raises MagsyncError with the
+    report attached (`err.report`) when the run is refused or fails."""
+    check_output_dir(settings.output_dir)
+    source = build_source(settings)
+    run = pipeline.open_run(settings, source.describe())
+    if isinstance(source, CsvSource):  # skipped files now; notes found while reading later
+        run.report.notes.extend(source.notes)
+        source.notes = run.report.notes
+    try:
+        steps.stage(run, source)
+        steps.guards(run)
+        if not settings.dry_run:
+            steps.merge(run)
+            steps.export(run)
+    except GuardRefusedError as err:
+        err.report = pipeline.finish(run, "refused", str(err)).to_dict()
+        raise
+    except MagsyncError as err:
+        err.report = pipeline.finish(run, "failed", str(err)).to_dict()
+        raise
+    except BaseException as err:
+        pipeline.finish(run, "failed", f"{type(err).__name__}: {err}")
+        raise
+    report = pipeline.finish(run, "dry-run" if settings.dry_run else "done")
+    return report.to_dict()
