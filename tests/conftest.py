@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,15 @@ for _name, _value in {
 }.items():
     os.environ.setdefault(_name, _value)
 
+
+@pytest.fixture(autouse=True)
+def restore_magsync_logger() -> Iterator[None]:
+    """A test that runs main() sets up the `magsync` logger for a console (own handler, no
+    propagation): put it back, else later tests' caplog misses magsync's log lines."""
+    logger = logging.getLogger("magsync")
+    saved = (logger.handlers[:], logger.propagate, logger.level)
+    yield
+    logger.handlers[:], logger.propagate, logger.level = saved[0], saved[1], saved[2]
 
 
 @pytest.fixture(scope="session")
