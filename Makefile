@@ -31,7 +31,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=15
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=25
 
 bench: $(STAMP)
 	$(PY) -m bench.run --scale $(SCALE)

@@ -2,6 +2,7 @@
 
 python -m bench.run --scale 100k [--out bench/out] [--results bench/RESULTS.md]
                     [--skip-naive] [--skip-floor] [--skip-prefect]
+python -m bench.run --case small [--repeat 5] [--skip-prefect]   (bench/small.py)
 
 Generates the Magento export for the scale once (reused while its manifest matches), runs
 every case in its own child process, one at a time, prints the table and the ratios and
@@ -224,8 +225,11 @@ def notes(results: dict[str, CaseResult], prefect_home_fresh: bool,
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=generate.parse_scale, required=True,
-                        help="customers: 100k, 1m or a count")
+    parser.add_argument("--scale", type=generate.parse_scale,
+                        help="customers: 100k, 1m or a count (required but for --case small)")
+    parser.add_argument("--case", choices=["scale", "small"], default="scale",
+                        help="small: the sample's whole-process times (bench/small.py)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per small case (median)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "RESULTS.md",
                         help="markdown file the results are appended to")
@@ -240,7 +244,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs every case, prints the table, appends RESULTS; 1 if a case failed."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.case == "small":
+        return run_small(args)
+    if args.scale is None:
+        parser.error("--scale is required")
     label = scale_label(args.scale)
     folder = (args.out / label).resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -272,6 +281,20 @@ def main(argv: list[str] | None = None) -> int:
                               environment(REPO), notes(by_key, prefect_home_fresh, load_before))
     append_results(args.results, section)
     print(f"\nappended to {args.results}")
+    return 0
+
+
+def run_small(args: argparse.Namespace) -> int:
+    """The `small` case: prints its section and appends it to RESULTS."""
+    from bench import small
+
+    load_before = load_average()
+    measured, extra = small.run(args.repeat, with_server=not args.skip_prefect)
+    text = small.section(measured, extra, environment(REPO), args.repeat,
+                         (load_before, load_average()))
+    print(text)
+    append_results(args.results, text)
+    print(f"appended to {args.results}")
     return 0
 
 

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
-from pydantic import ValidationError
 
 from flows import pipeline
-from flows.messages import ERRORS_LOGGER, settings_error
-from flows.settings import Settings, load_settings
+from flows.settings import Settings
 from flows.sync_steps import (  # noqa: F401  (build_source: flows/migrate.py imports it here)
     MISSING_API_KEY,
     PLAIN,
@@ -22,8 +18,8 @@ from flows.sync_steps import (  # noqa: F401  (build_source: flows/migrate.py im
     build_source,
     run_steps,
     stage_step,
+    sync_outcome,
 )
-from transform.errors import ConfigError, MagsyncError
 
 TASK_OPTIONS: dict[str, Any] = {"persist_result": False, "cache_policy": NO_CACHE}
 stage_task = task(name="stage", **TASK_OPTIONS)(stage_step)
@@ -48,17 +44,5 @@ def sync_flow(overrides: dict[str, Any] | None = None,
     Expected failures (configuration, refused guards, a source that refuses us) end the
     flow run in a Failed state carrying the report and an exit code, without a traceback.
     """
-    try:
-        settings = load_settings(Path(config_file) if config_file else None,
-                                 **(overrides or {}))
-    except ValidationError as err:
-        return Failed(message=settings_error(err), data={"exit_code": ConfigError.exit_code})
-    try:
-        return run_sync(settings)
-    except MagsyncError as err:
-        # Expected: no traceback in the run's log; `magsync --verbose` shows it here.
-        logging.getLogger(ERRORS_LOGGER).debug("the run ended: %s", err, exc_info=err)
-        report = dict(getattr(err, "report", None) or {})
-        report["exit_code"] = err.exit_code
-        return Failed(message=str(err), data=report)
-
+    report, error = sync_outcome(overrides, config_file, TASKS)
+    return report if error is None else Failed(message=error, data=report)

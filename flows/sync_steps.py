@@ -6,16 +6,20 @@ Prefect API configured) runs them from here and never imports Prefect.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from extract.csv_source import CsvSource
 from extract.soap_source import SoapOptions, SoapSource
 from flows import pipeline
-from flows.settings import Settings, SourceSettings
+from flows.messages import ERRORS_LOGGER, settings_error
+from flows.settings import Settings, SourceSettings, load_settings
 from flows.stage import stage_all
 from load.sql_store import SqlTarget
 from transform.errors import ConfigError, GuardRefusedError, MagsyncError
@@ -160,3 +164,23 @@ def run_steps(settings: Settings, steps: Steps = PLAIN) -> dict[str, Any]:
         raise
     report = pipeline.finish(run, "dry-run" if settings.dry_run else "done")
     return report.to_dict()
+
+
+def sync_outcome(overrides: dict[str, Any] | None, config_file: str | None,
+                 steps: Steps = PLAIN) -> tuple[dict[str, Any], str | None]:
+    """A sync from its settings: its report and None, or, when it ended on an expected
+    error (settings, refused guards, a source that refuses us), the report with the exit
+    code and the error's message. Anything else is raised."""
+    try:
+        settings = load_settings(Path(config_file) if config_file else None,
+                                 **(overrides or {}))
+    except ValidationError as err:
+        return {"exit_code": ConfigError.exit_code}, settings_error(err)
+    try:
+        return run_steps(settings, steps), None
+    except MagsyncError as err:
+        # Expected: no traceback in the run's log; `magsync --verbose` shows it here.
+        logging.getLogger(ERRORS_LOGGER).debug("the run ended: %s", err, exc_info=err)
+        report = dict(getattr(err, "report", None) or {})
+        report["exit_code"] = err.exit_code
+        return report, str(err)

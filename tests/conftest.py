@@ -48,6 +48,14 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]
         yield server
 
 
+@pytest.fixture(scope="session")
+def untracked(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """The environment of an untracked `magsync` subprocess: no Prefect API at all."""
+    from tests.prefect_server import no_server
+
+    return no_server(tmp_path_factory.mktemp("untracked-home"))
+
+
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def target_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """One target per dialect; server databases are created and dropped per test."""

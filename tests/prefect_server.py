@@ -88,3 +88,10 @@ def group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def no_server(home: Path) -> PrefectServer:
+    """The environment of an untracked run: no Prefect API (no URL, no profile), a fresh
+    home; `api_url` is empty. The CLI then runs in-process without any server."""
+    home.mkdir(parents=True, exist_ok=True)
+    return PrefectServer("", home, quiet_env(home))

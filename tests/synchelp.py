@@ -3,22 +3,49 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from prefect.states import State
 
 ENTITY_TABLES = ("customer_groups", "customers", "customer_addresses")
 
 
-def sync(input_path: Path, out: Path, **settings: Any) -> tuple[State, dict[str, Any]]:
-    """One sync through the real Prefect flow; returns its final state and report."""
-    from flows.sync import sync_flow
+@dataclass
+class Finished:
+    """How an untracked sync ended, read as a flow run's final State is read."""
 
+    report: dict[str, Any]
+    message: str | None  # the error of a failed run
+
+    def is_completed(self) -> bool:
+        """Whether the run ended without an error."""
+        return self.message is None
+
+    def is_failed(self) -> bool:
+        """Whether the run ended on an expected error (report carries its exit code)."""
+        return self.message is not None
+
+    def result(self, raise_on_failure: bool = True) -> dict[str, Any]:
+        """The report, as State.result(raise_on_failure=False) returns it."""
+        return self.report
+
+
+def sync(input_path: Path, out: Path, *, tracked: bool = False,
+         **settings: Any) -> tuple[Any, dict[str, Any]]:
+    """One sync, its final state and report: the flow's steps in-process as an untracked
+    `magsync sync` runs them, or (`tracked`, under the prefect_harness fixture) the real
+    Prefect flow."""
     overrides = {"source": {"kind": "csv", "input": str(input_path)},
                  "output_dir": str(out), **settings}
-    state = sync_flow(overrides, return_state=True)
-    return state, state.result(raise_on_failure=False)
+    if tracked:
+        from flows.sync import sync_flow
+
+        state: Any = sync_flow(overrides, return_state=True)
+        return state, state.result(raise_on_failure=False)
+    from flows.sync_steps import sync_outcome
+
+    report, error = sync_outcome(overrides, None)
+    return Finished(report, error), report
 
 
 def db(out: Path) -> sqlite3.Connection:
@@ -45,7 +72,8 @@ def records(report: dict[str, Any]) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     path = Path(report["output_dir"]) / "reports" / report["run_id"] / "records.parquet"
-    return pq.read_table(path).to_pylist()
+    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+    return rows
 
 
 VOLATILE_COLUMNS = {"run_id", "loaded_at", "deleted_at", "source_ref", "source_line"}

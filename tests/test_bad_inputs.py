@@ -278,9 +278,9 @@ class Launcher:
 
 
 @pytest.fixture(scope="module")
-def launcher(prefect_server: PrefectServer) -> Iterator[Launcher]:
-    """One launcher for the module's runs."""
-    runner = Launcher(prefect_server)
+def launcher(untracked: PrefectServer) -> Iterator[Launcher]:
+    """One launcher for the module's runs: untracked, so no run needs a Prefect server."""
+    runner = Launcher(untracked)
     try:
         yield runner
     finally:
@@ -359,8 +359,8 @@ def test_readme_lists_every_case() -> None:
     assert rows == {c.name: (c.path, c.exit_code) for c in CASES}
 
 
-def test_abbreviated_option_is_rejected(prefect_server: PrefectServer, tmp_path: Path) -> None:
-    run = magsync(prefect_server, "sync", "--input", str(CORPUS / "crlf.csv"), "--ful",
+def test_abbreviated_option_is_rejected(untracked: PrefectServer, tmp_path: Path) -> None:
+    run = magsync(untracked, "sync", "--input", str(CORPUS / "crlf.csv"), "--ful",
                   "--output-dir", str(tmp_path / "out"))
     assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
     assert "--ful" in run.stderr
@@ -368,9 +368,9 @@ def test_abbreviated_option_is_rejected(prefect_server: PrefectServer, tmp_path:
     assert not (tmp_path / "out" / "reports").exists(), "--ful must not start a run"
 
 
-def test_version(prefect_server: PrefectServer) -> None:
+def test_version(untracked: PrefectServer) -> None:
     from importlib.metadata import version
 
-    run = magsync(prefect_server, "--version")
+    run = magsync(untracked, "--version")
     assert run.returncode == 0, run.stderr[-2000:]
     assert version("magsync") in run.stdout + run.stderr

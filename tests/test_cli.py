@@ -1,4 +1,5 @@
-"""The `magsync` command in a subprocess, against a real Prefect server on loopback."""
+"""The `magsync` command in a subprocess: untracked (no Prefect API), and tracked against a
+real Prefect server on loopback where the server matters (secrets, deployments, a failure)."""
 
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ def magsync(server: PrefectServer, *args: str, env: dict[str, str] | None = None
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def test_sample_run_then_rerun_unchanged(prefect_server: PrefectServer, tmp_path: Path) -> None:
+def test_sample_run_then_rerun_unchanged(untracked: PrefectServer, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    first = magsync(prefect_server, "sync", "--source", "csv", "--input", "data/sample",
+    first = magsync(untracked, "sync", "--source", "csv", "--input", "data/sample",
                     "--full", "--output-dir", str(out))
     assert first.returncode == 0, first.stderr[-3000:]
     assert "customer" in first.stdout and "report:" in first.stdout
@@ -45,7 +46,7 @@ def test_sample_run_then_rerun_unchanged(prefect_server: PrefectServer, tmp_path
         lines = {int(r["source_line"]) for r in csv.DictReader(fh)
                  if r["entity"] == "customer" and r["action"] == "faulted"}
     assert lines == {29, 60, 97, 159}
-    second = magsync(prefect_server, "sync", "--source", "csv", "--input", "data/sample",
+    second = magsync(untracked, "sync", "--source", "csv", "--input", "data/sample",
                      "--full", "--output-dir", str(out))
     assert second.returncode == 0, second.stderr[-3000:]
     run_ids = sorted(p.name for p in (out / "reports").iterdir())
@@ -76,8 +77,8 @@ def test_sentinel_secrets_leave_no_trace(prefect_server: PrefectServer, tmp_path
                     assert value.encode() not in data, f"{value} found in {path}"
 
 
-def test_bad_input_is_one_line_and_exit_2(prefect_server: PrefectServer, tmp_path: Path) -> None:
-    run = magsync(prefect_server, "sync", "--input", str(tmp_path / "missing.csv"),
+def test_bad_input_is_one_line_and_exit_2(untracked: PrefectServer, tmp_path: Path) -> None:
+    run = magsync(untracked, "sync", "--input", str(tmp_path / "missing.csv"),
                   "--output-dir", str(tmp_path / "out"))
     assert run.returncode == 2
     lines = [line for line in run.stderr.splitlines() if line.startswith("magsync:")]
@@ -110,10 +111,10 @@ def test_prefect_yaml_deploys_with_cron(prefect_server: PrefectServer, tmp_path:
     assert schedules["weekly-full"] == ["30 3 * * 0"]
 
 
-def test_records_csv_is_readable(prefect_server: PrefectServer, tmp_path: Path) -> None:
+def test_records_csv_is_readable(untracked: PrefectServer, tmp_path: Path) -> None:
     src = write_csv(tmp_path / "one.csv", [customer_row("one@example.com", dob="bad")])
     out = tmp_path / "out"
-    run = magsync(prefect_server, "sync", "--input", str(src), "--output-dir", str(out),
+    run = magsync(untracked, "sync", "--input", str(src), "--output-dir", str(out),
                   "--max-fault-ratio", "1")
     assert run.returncode == 0, run.stderr[-2000:]
     with next((out / "reports").glob("*/records.csv")).open(encoding="utf-8-sig",
@@ -137,10 +138,10 @@ def refused_input(tmp_path: Path) -> Path:
                                               customer_row("bad@example.com", dob="nope")])
 
 
-def test_unreachable_postgresql_is_exit_2(prefect_server: PrefectServer,
+def test_unreachable_postgresql_is_exit_2(untracked: PrefectServer,
                                            tmp_path: Path) -> None:
     url = "postgresql+psycopg://postgres:S3cretPw0rd@127.0.0.1:1/magsync"
-    run = magsync(prefect_server, "sync", "--input", "data/sample", "--output-dir",
+    run = magsync(untracked, "sync", "--input", "data/sample", "--output-dir",
                   str(tmp_path / "out"), "--target", url)
     assert run.returncode == 2, run.stderr[-3000:]
     [line] = error_lines(run)
@@ -155,12 +156,12 @@ def test_unreachable_postgresql_is_exit_2(prefect_server: PrefectServer,
     ("mariadb", "Wr0ngPassw0rd", "Access denied for user 'root'"),
     ("postgresql", "", "does not exist"),  # trust auth: the wrong thing is the database
 ])
-def test_refused_database_login_is_exit_2(prefect_server: PrefectServer, tmp_path: Path,
+def test_refused_database_login_is_exit_2(untracked: PrefectServer, tmp_path: Path,
                                           dialect: str, password: str, reason: str) -> None:
     with fresh_database(dialect) as url:
         user = "root" if dialect == "mariadb" else "postgres"
         bad = url.replace(f"{user}@", f"{user}:{password}@") if password else url + "_gone"
-        run = magsync(prefect_server, "sync", "--input", "data/sample", "--output-dir",
+        run = magsync(untracked, "sync", "--input", "data/sample", "--output-dir",
                       str(tmp_path / "out"), "--target", bad)
     assert run.returncode == 2, run.stderr[-3000:]
     [line] = error_lines(run)
@@ -171,13 +172,13 @@ def test_refused_database_login_is_exit_2(prefect_server: PrefectServer, tmp_pat
     assert "Traceback" not in run.stderr
 
 
-def test_unwritable_output_folder_is_exit_2(prefect_server: PrefectServer,
+def test_unwritable_output_folder_is_exit_2(untracked: PrefectServer,
                                              tmp_path: Path) -> None:
     # Root writes through chmod: a folder under a regular file is honestly unwritable.
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder\n")
     out = blocker / "out"
-    run = magsync(prefect_server, "sync", "--input", "data/sample", "--output-dir", str(out))
+    run = magsync(untracked, "sync", "--input", "data/sample", "--output-dir", str(out))
     assert run.returncode == 2, run.stderr[-3000:]
     assert error_lines(run) == [f"magsync: output folder {out} is not writable: "
                                 "Not a directory"]
@@ -195,8 +196,8 @@ def test_guard_refusal_is_one_line_without_traceback(prefect_server: PrefectServ
     assert "run " in run.stdout and ": refused" in run.stdout  # the report table still
 
 
-def test_verbose_shows_the_traceback(prefect_server: PrefectServer, tmp_path: Path) -> None:
-    run = magsync(prefect_server, "--verbose", "sync", "--input", str(refused_input(tmp_path)),
+def test_verbose_shows_the_traceback(untracked: PrefectServer, tmp_path: Path) -> None:
+    run = magsync(untracked, "--verbose", "sync", "--input", str(refused_input(tmp_path)),
                   "--output-dir", str(tmp_path / "out"), "--max-fault-ratio", "0.1")
     assert run.returncode == 1, run.stderr[-3000:]
     assert "Traceback (most recent call last)" in run.stderr
@@ -204,49 +205,49 @@ def test_verbose_shows_the_traceback(prefect_server: PrefectServer, tmp_path: Pa
     assert len(error_lines(run)) == 1
 
 
-def test_internal_error_is_one_line_with_a_hint(prefect_server: PrefectServer,
+def test_internal_error_is_one_line_with_a_hint(untracked: PrefectServer,
                                                 tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.sqlite"
     garbage.write_bytes(b"not a database, " * 100)
     target = f"sqlite:///{garbage}"
-    run = magsync(prefect_server, "faults", "--target", target)
+    run = magsync(untracked, "faults", "--target", target)
     assert run.returncode == 1
     [line] = error_lines(run)
     assert line.startswith("magsync: internal error: DatabaseError: ")
     assert line.endswith("(rerun with --verbose for the traceback)")
     assert "Traceback" not in run.stderr
-    verbose = magsync(prefect_server, "faults", "--target", target, "--verbose")
+    verbose = magsync(untracked, "faults", "--target", target, "--verbose")
     assert verbose.returncode == 1
     assert "Traceback (most recent call last)" in verbose.stderr
     assert error_lines(verbose) == [line]
 
 
-def test_settings_errors_name_the_setting(prefect_server: PrefectServer,
+def test_settings_errors_name_the_setting(untracked: PrefectServer,
                                           tmp_path: Path) -> None:
-    run = magsync(prefect_server, "sync", "--input", "data/sample", "--max-fault-ratio", "2")
+    run = magsync(untracked, "sync", "--input", "data/sample", "--max-fault-ratio", "2")
     assert run.returncode == 2
     assert error_lines(run) == ["magsync: invalid setting max_fault_ratio: Input should be "
                                 "less than or equal to 1"]
     missing = tmp_path / "missing.toml"
-    run = magsync(prefect_server, "sync", "--input", "data/sample", "--config", str(missing))
+    run = magsync(untracked, "sync", "--input", "data/sample", "--config", str(missing))
     assert (run.returncode, error_lines(run)) == (2, [f"magsync: settings file not found: "
                                                       f"{missing}"])
     broken = tmp_path / "broken.toml"
     broken.write_text("max_fault_ratio = [\n")
-    run = magsync(prefect_server, "sync", "--input", "data/sample", "--config", str(broken))
+    run = magsync(untracked, "sync", "--input", "data/sample", "--config", str(broken))
     assert run.returncode == 2
     assert error_lines(run)[0].startswith(f"magsync: settings file {broken} is not valid TOML")
     assert "Traceback" not in run.stderr
 
 
 @pytest.mark.parametrize("abbreviation", ["--ful", "--dry"])
-def test_abbreviated_options_are_refused(prefect_server: PrefectServer,
+def test_abbreviated_options_are_refused(untracked: PrefectServer,
                                          abbreviation: str) -> None:
-    run = magsync(prefect_server, "sync", "--input", "data/sample", abbreviation)
+    run = magsync(untracked, "sync", "--input", "data/sample", abbreviation)
     assert run.returncode == 2
     assert error_lines(run) == [f"magsync: error: unrecognized arguments: {abbreviation}"]
 
 
-def test_version(prefect_server: PrefectServer) -> None:
-    run = magsync(prefect_server, "--version")
+def test_version(untracked: PrefectServer) -> None:
+    run = magsync(untracked, "--version")
     assert (run.returncode, run.stdout) == (0, f"magsync {version('magsync')}\n")

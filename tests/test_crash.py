@@ -123,18 +123,18 @@ def converges(server: PrefectServer, tmp: Path, dialect: str, inputs: tuple[Path
 
 
 @pytest.mark.parametrize("point", [*POINTS, "random"])
-def test_sqlite_run_killed_anywhere_converges(prefect_server: PrefectServer, tmp_path: Path,
+def test_sqlite_run_killed_anywhere_converges(untracked: PrefectServer, tmp_path: Path,
                                               inputs: tuple[Path, Path], point: str) -> None:
-    converges(prefect_server, tmp_path, "sqlite", inputs, point)
+    converges(untracked, tmp_path, "sqlite", inputs, point)
 
 
 @pytest.mark.parametrize("point", ["merge-transaction", "random"])
-def test_postgresql_run_killed_converges(prefect_server: PrefectServer, tmp_path: Path,
+def test_postgresql_run_killed_converges(untracked: PrefectServer, tmp_path: Path,
                                          inputs: tuple[Path, Path], point: str) -> None:
-    converges(prefect_server, tmp_path, "postgresql", inputs, point)
+    converges(untracked, tmp_path, "postgresql", inputs, point)
 
 
-def test_killed_report_leaves_partial_records(prefect_server: PrefectServer, tmp_path: Path,
+def test_killed_report_leaves_partial_records(untracked: PrefectServer, tmp_path: Path,
                                               inputs: tuple[Path, Path]) -> None:
     out = tmp_path / "out"
     code = forked(inputs[0], out, f"sqlite:///{out}/magsync.sqlite", **{CRASH_ENV: "report"})

@@ -6,14 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import pytest
 import sqlalchemy as sa
 
 from tests.servers import target_for
 from tests.synchelp import records, sync
 from tests.test_sync import export_v1, export_v2
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
 VOLATILE = {"run_id"}
 
 

@@ -18,8 +18,6 @@ from tests.synchelp import sync
 from tests.test_sync import export_v1, export_v2
 from transform.schema import LOAD_ORDER
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
-
 
 def export_v3(path: Path) -> Path:
     """v2 less c9, with an address row above every customer: no delete detection for

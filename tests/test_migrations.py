@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -34,7 +33,6 @@ def test_migrated_schema_matches_table_objects(target_url: str) -> None:
     assert _diffs(target_url) == []
 
 
-@pytest.mark.usefixtures("prefect_harness")
 def test_store_from_the_spine_release_upgrades_and_is_unchanged(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()

@@ -7,12 +7,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.csvbuild import address_fields, continuation, customer_row, write_csv
 from tests.synchelp import active, dump, records, sync
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
 SUITES = Path(__file__).resolve().parent.parent / "expectations"
 ROOT = SUITES.parent
 

@@ -119,7 +119,6 @@ def two_runs(tmp_path: Path) -> dict[str, Any]:
     return report
 
 
-@pytest.mark.usefixtures("prefect_harness")
 def test_real_run_page_in_chromium(tmp_path: Path) -> None:
     summary = two_runs(tmp_path)
     folder = Path(summary["output_dir"]) / "reports" / summary["run_id"]

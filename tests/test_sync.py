@@ -1,4 +1,4 @@
-"""End to end through the Prefect flow: real CSV files, a real SQLite store."""
+"""End to end: real CSV files, a real SQLite store; two tests through the Prefect flow."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import pytest
 
 from tests.csvbuild import address_fields, continuation, customer_row, write_csv
 from tests.synchelp import active, db, dump, records, sync
-
-pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 def export_v1(path: Path) -> Path:
@@ -41,18 +39,19 @@ def actions(report: dict) -> set[tuple[str, str, str]]:
     return {(r["entity"], r["action"], r["key"]) for r in records(report)}
 
 
+@pytest.mark.usefixtures("prefect_harness")  # the real flow: a completed State
 def test_edits_removals_additions_exactly(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    state, first = sync(export_v1(tmp_path / "v1.csv"), out, full=True, batch_size=4)
+    state, first = sync(export_v1(tmp_path / "v1.csv"), out, full=True, batch_size=4, tracked=True)
     assert state.is_completed(), state.message
     assert first["counts"]["customer"] == {"created": 20}
     assert first["counts"]["address"] == {"created": 26}
 
     v2 = export_v2(tmp_path / "v2.csv")
-    state, second = sync(v2, out, batch_size=4, allow_mass_delete=True)
+    state, second = sync(v2, out, batch_size=4, allow_mass_delete=True, tracked=True)
     assert state.is_completed(), state.message
     assert "deleted" not in second["counts"]["customer"]  # no deletion without --full
-    state, third = sync(v2, out, full=True, batch_size=3, allow_mass_delete=True)
+    state, third = sync(v2, out, full=True, batch_size=3, allow_mass_delete=True, tracked=True)
     assert state.is_completed(), state.message
     got = actions(third)
     assert {a for a in actions(second) if a[1] == "created"} == {
@@ -124,6 +123,7 @@ def test_stored_customer_whose_row_now_fails_stays_unchanged(tmp_path: Path) -> 
         assert not changed, f"{table} changed: {sorted(changed, key=repr)[:4]}"
 
 
+@pytest.mark.usefixtures("prefect_harness")  # the real flow: a Failed State
 def test_guards_refuse_when_the_offence_is_in_the_last_batch(tmp_path: Path) -> None:
     out = tmp_path / "out"
     sync(export_v1(tmp_path / "v1.csv"), out, full=True)
@@ -131,7 +131,7 @@ def test_guards_refuse_when_the_offence_is_in_the_last_batch(tmp_path: Path) -> 
     rows = [customer_row(f"c{i}@example.com", first="Changed") for i in range(1, 21)]
     rows += [customer_row(f"bad{i}@example.com", dob="never") for i in range(5)]
     state, report = sync(write_csv(tmp_path / "faults.csv", rows), out, full=True,
-                         batch_size=2)
+                         batch_size=2, tracked=True)
     assert state.is_failed()
     assert "fault ratio" in state.message
     assert report["exit_code"] == 1 and report["status"] == "refused"
@@ -139,7 +139,7 @@ def test_guards_refuse_when_the_offence_is_in_the_last_batch(tmp_path: Path) -> 
 
     few = write_csv(tmp_path / "few.csv", [customer_row(f"c{i}@example.com", first=f"F{i}")
                                            for i in range(1, 15)])
-    state, report = sync(few, out, full=True, batch_size=2)
+    state, report = sync(few, out, full=True, batch_size=2, tracked=True)
     assert state.is_failed() and "--allow-mass-delete" in state.message
     assert dump(out) == before
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 import sqlalchemy as sa
 
 from tests.csvbuild import address_fields, continuation, customer_row, write_csv
@@ -120,7 +119,6 @@ def _table(url: str, sql: str) -> list[tuple[Any, ...]]:
         engine.dispose()
 
 
-@pytest.mark.usefixtures("prefect_harness")
 def test_bad_values_fault_identically_on_every_dialect(tmp_path: Path, target_url: str) -> None:
     src, expected = bad_file(tmp_path / "bad.csv")
     state, report = sync(src, tmp_path / "out", target={"url": target_url}, full=True,
@@ -142,7 +140,6 @@ def test_bad_values_fault_identically_on_every_dialect(tmp_path: Path, target_ur
         ("London", "1 Main St\nFlat 2"), ("New1", "1 Main St")]
 
 
-@pytest.mark.usefixtures("prefect_harness")
 def test_the_last_record_wins_across_validation_chunks(tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = write_csv(tmp_path / "v1.csv", [customer_row("a@example.com", first="Stored"),
