@@ -27,7 +27,11 @@ test: $(STAMP) lint typecheck pytest
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# The folders as the one package `magsync`, the way the wheel lays them out (see pyproject).
 typecheck: $(STAMP)
+	@mkdir -p .typecheck/magsync
+	@ln -sfn ../../magsync/__init__.py .typecheck/magsync/__init__.py
+	@for d in flows extract transform load magento; do ln -sfn ../../$$d .typecheck/magsync/$$d; done
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)
@@ -47,4 +51,4 @@ sample: $(STAMP)
 	$(PY) data/make_sample.py
 
 clean:
-	rm -rf data/out bench/out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf data/out bench/out .pytest_cache .mypy_cache .ruff_cache .typecheck

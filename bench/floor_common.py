@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from transform.schema import ADDRESS, CUSTOMER
-from transform.validate import SuiteValidator
+from magsync.transform.schema import ADDRESS, CUSTOMER
+from magsync.transform.validate import SuiteValidator
 
 ADDRESS_PREFIX = "_address_"
 NEVER_READ = "password"

@@ -31,8 +31,8 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
 from bench import floor_common as fc  # noqa: E402
-from transform.keys import row_hashes  # noqa: E402
-from transform.schema import Column, Entity, Kind  # noqa: E402
+from magsync.transform.keys import row_hashes  # noqa: E402
+from magsync.transform.schema import Column, Entity, Kind  # noqa: E402
 
 CLOCK.imported()
 

@@ -12,8 +12,8 @@ import argparse
 import time
 from pathlib import Path
 
-from magento.csv_export import write_ce_export
-from magento.dataset import iter_customers, iter_customers_changed
+from bench.csv_export import write_ce_export
+from magsync.magento.dataset import iter_customers, iter_customers_changed
 
 _SUFFIXES = {"k": 1_000, "m": 1_000_000}
 

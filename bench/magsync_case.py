@@ -23,8 +23,8 @@ CLOCK = Clock()
 from prefect import Task  # noqa: E402  (timed: the imports are a column of their own)
 from prefect.states import State  # noqa: E402
 
-from flows import sync  # noqa: E402
-from flows.settings import load_settings  # noqa: E402
+from magsync.flows import sync  # noqa: E402
+from magsync.flows.settings import load_settings  # noqa: E402
 
 CLOCK.imported()
 

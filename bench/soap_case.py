@@ -23,8 +23,8 @@ from bench.child import Clock, write_result
 
 CLOCK = Clock()
 
-from flows.settings import load_settings  # noqa: E402  (timed: the imports are a column)
-from flows.sync import run_sync  # noqa: E402
+from magsync.flows.settings import load_settings  # noqa: E402  (timed: the imports are a column)
+from magsync.flows.sync import run_sync  # noqa: E402
 
 CLOCK.imported()
 

@@ -29,8 +29,8 @@ CLOCK = Clock()
 
 import zeep  # noqa: E402  (timed: the imports are a column)
 
-from magento import codec  # noqa: E402
-from magento.transport import local_resource  # noqa: E402
+from magsync.magento import codec  # noqa: E402
+from magsync.magento.transport import local_resource  # noqa: E402
 
 CLOCK.imported()
 KEY_ENV = "BENCH_SOAP_KEY"

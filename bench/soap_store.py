@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
-from magento.dataset import Address, Record, iter_customers
+from magsync.magento.dataset import Address, Record, iter_customers
 
 API_USER = "bench"
 KEY_ENV = "BENCH_SOAP_KEY"
@@ -88,8 +88,8 @@ def _moved(address: Address, customer: dict[str, Any]) -> Address:
 
 def serve(args: argparse.Namespace) -> int:
     """Builds the store, serves it with the latency model, talks on stdin/stdout."""
-    from magento.dataset import GROUPS, STORES
-    from magento.emulator import EmulatorStore, Latency, run_emulator
+    from magsync.magento.dataset import GROUPS, STORES
+    from magsync.magento.emulator import EmulatorStore, Latency, run_emulator
 
     store = EmulatorStore(groups=GROUPS,
                           stores={s.store_id: (s.website_id, s.name) for s in STORES})

@@ -22,9 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bench import generate
-from extract.csv_reader import CsvRecordReader, read_header
-from magento.csv_export import write_ce_export
-from magento.dataset import iter_customers
+from bench.csv_export import write_ce_export
+from magsync.extract.csv_reader import CsvRecordReader, read_header
+from magsync.magento.dataset import iter_customers
 
 REPO = Path(__file__).resolve().parent.parent
 COLUMN = "lastname"

@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from flows.settings import load_settings
-from flows.sync import run_sync
+from magsync.flows.settings import load_settings
+from magsync.flows.sync import run_sync
 
 
 def measure(base: Path, changed: Path, work: Path, *, validation: bool) -> dict[str, object]:

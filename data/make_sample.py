@@ -29,8 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from magento.csv_export import CE_HEADER, write_ce_export  # noqa: E402
-from magento.dataset import GROUPS, WEBSITE_CODES, iter_customers  # noqa: E402
+from bench.csv_export import CE_HEADER, write_ce_export  # noqa: E402
+from magsync.magento.dataset import GROUPS, WEBSITE_CODES, iter_customers  # noqa: E402
 
 OUT = ROOT / "data" / "sample"
 SEED = 42

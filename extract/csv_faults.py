@@ -14,9 +14,9 @@ import csv
 from dataclasses import replace
 from typing import BinaryIO
 
-from extract.csv_open import Opener
-from transform.faults import Fault
-from transform.schema import ADDRESS
+from magsync.extract.csv_open import Opener
+from magsync.transform.faults import Fault
+from magsync.transform.schema import ADDRESS
 
 
 class RowPeek:

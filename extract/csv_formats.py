@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from transform.errors import SourceFatalError
-from transform.schema import ADDRESS, CUSTOMER, GROUP, Entity
+from magsync.transform.errors import SourceFatalError
+from magsync.transform.schema import ADDRESS, CUSTOMER, GROUP, Entity
 
 
 class Format(StrEnum):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from transform.errors import SourceFatalError
+from magsync.transform.errors import SourceFatalError
 
 Opener = Callable[[], BinaryIO]  # opens a fresh binary stream of the file's UTF-8 bytes
 

@@ -30,9 +30,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from extract.csv_open import Opener, check_header, split_header
-from transform.faults import Fault, Stage
-from transform.schema import LINE_COL, NEVER_READ, SOURCE_COL
+from magsync.extract.csv_open import Opener, check_header, split_header
+from magsync.transform.faults import Fault, Stage
+from magsync.transform.schema import LINE_COL, NEVER_READ, SOURCE_COL
 
 BOM = b"\xef\xbb\xbf"
 QUOTE, NEWLINE, CR, COMMA = 34, 10, 13, 44

@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from extract.csv_faults import RowPeek
-from extract.csv_formats import (
+from magsync.extract.csv_faults import RowPeek
+from magsync.extract.csv_formats import (
     ENTITY_OF,
     READ_ORDER,
     ColumnMap,
@@ -22,13 +22,13 @@ from extract.csv_formats import (
     ee_address_map,
     simple_map,
 )
-from extract.csv_open import CsvFile, inspect
-from extract.csv_reader import CsvRecordReader, RawChunk, read_header
-from transform.batch import CUST_EMAIL_COL, CUST_WEBSITE_COL, RawBatch
-from transform.errors import SourceFatalError
-from transform.faults import Fault, Stage
-from transform.schema import ADDRESS, CUSTOMER, EXTRA_COL, LINE_COL, SOURCE_COL
-from transform.values import opt_int, opt_str
+from magsync.extract.csv_open import CsvFile, inspect
+from magsync.extract.csv_reader import CsvRecordReader, RawChunk, read_header
+from magsync.transform.batch import CUST_EMAIL_COL, CUST_WEBSITE_COL, RawBatch
+from magsync.transform.errors import SourceFatalError
+from magsync.transform.faults import Fault, Stage
+from magsync.transform.schema import ADDRESS, CUSTOMER, EXTRA_COL, LINE_COL, SOURCE_COL
+from magsync.transform.values import opt_int, opt_str
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 NAMES_SHOWN = 20  # skipped names listed in a note

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 
-from magento.errors import (
+from magsync.magento.errors import (
     MagentoAuthError,
     MagentoCallFault,
     MagentoError,
@@ -34,10 +34,10 @@ from magento.errors import (
     MagentoRetriableError,
     MagentoSessionExpired,
 )
-from transform.batch import RawBatch
-from transform.errors import ConfigError, SourceFatalError, SourceRetriableError
-from transform.faults import Fault, Stage
-from transform.schema import (
+from magsync.transform.batch import RawBatch
+from magsync.transform.errors import ConfigError, SourceFatalError, SourceRetriableError
+from magsync.transform.faults import Fault, Stage
+from magsync.transform.schema import (
     ADDRESS,
     CUSTOMER,
     EXTRA_COL,
@@ -49,8 +49,8 @@ from transform.schema import (
 )
 
 if TYPE_CHECKING:  # zeep loads only when a SOAP source is built
-    from magento.client import MagentoClient
-    from magento.client_v2 import MagentoV2Client
+    from magsync.magento.client import MagentoClient
+    from magsync.magento.client_v2 import MagentoV2Client
 
 log = logging.getLogger("magsync.soap")
 

@@ -13,8 +13,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from flows import faults_cmd, migrate_cmd, report_cmd
-from flows.messages import (
+from magsync.flows import faults_cmd, migrate_cmd, report_cmd
+from magsync.flows.messages import (
     ERRORS_LOGGER,
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -193,10 +193,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
     """Runs the sync (a Prefect flow run when tracked) and prints its report table."""
     quiet_prefect()
     _hide_target(args.target)
-    from flows.settings import load_settings
-    from flows.sync_steps import MISSING_API_KEY
-    from flows.tracking import NEEDS_API, needs_api, tracked
-    from transform.errors import ConfigError
+    from magsync.flows.settings import load_settings
+    from magsync.flows.sync_steps import MISSING_API_KEY
+    from magsync.flows.tracking import NEEDS_API, needs_api, tracked
+    from magsync.transform.errors import ConfigError
 
     overrides = sync_overrides(args)
     config = args.config.resolve() if args.config else None
@@ -212,7 +212,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
                          settings.log_level)
     from prefect.states import State
 
-    from flows.sync import sync_flow
+    from magsync.flows.sync import sync_flow
 
     error_output(args.verbose)  # Prefect's console handler exists once prefect is imported
     setup_logging(settings.log_level)
@@ -222,7 +222,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _run_untracked(settings: Any) -> dict[str, Any]:
-    from flows.sync_steps import run_steps
+    from magsync.flows.sync_steps import run_steps
 
     return run_steps(settings)
 
@@ -230,8 +230,8 @@ def _run_untracked(settings: Any) -> dict[str, Any]:
 def untracked(body: Any, show: Any, verbose: bool, log_level: str) -> int:
     """Runs `body` (a flow's plain steps) in-process, without Prefect, saying so on
     stderr; shows the report, also that of a failed run, whose error main() describes."""
-    from flows.tracking import UNTRACKED_LINE
-    from transform.errors import MagsyncError
+    from magsync.flows.tracking import UNTRACKED_LINE
+    from magsync.transform.errors import MagsyncError
 
     print(UNTRACKED_LINE, file=sys.stderr, flush=True)
     error_output(verbose)
@@ -266,8 +266,8 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     if args.data is not None and not args.data.exists():
         print(f"magsync: emulator data not found: {args.data}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(args.log_level, "magento.emulator")
-    from magento.emulator import serve
+    setup_logging(args.log_level, "magsync.magento.emulator")
+    from magsync.magento.emulator import serve
 
     # A throwaway loopback server: a random key is fine when none is given.
     api_key = os.environ.get("MAGSYNC_EMULATOR_API_KEY") or secrets.token_hex(16)

@@ -24,10 +24,10 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Prints the faults as a table; exit 0 (also when there are none)."""
-    from flows.cli import EXIT_CONFIG, _hide_target
-    from flows.messages import load_checked
-    from flows.settings import load_settings
-    from load.sql_store import SqlTarget
+    from magsync.flows.cli import EXIT_CONFIG, _hide_target
+    from magsync.flows.messages import load_checked
+    from magsync.flows.settings import load_settings
+    from magsync.load.sql_store import SqlTarget
 
     _hide_target(args.target)
     overrides: dict[str, Any] = {}

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from transform.errors import ConfigError, MagsyncError
+from magsync.transform.errors import ConfigError, MagsyncError
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 VERBOSE_HINT = "rerun with --verbose for the traceback"

@@ -24,29 +24,29 @@ from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from flows.pipeline import BUNDLED_SUITES, magsync_version, new_run_id
-from flows.settings import LayeredSettings, Settings, SourceSettings, load_layered
-from load.guards import FaultBudget, faulted_records, is_warning
-from load.idmap import IdMap
-from load.magento_target import (
+from magsync.flows.pipeline import BUNDLED_SUITES, magsync_version, new_run_id
+from magsync.flows.settings import LayeredSettings, Settings, SourceSettings, load_layered
+from magsync.load.guards import FaultBudget, faulted_records, is_warning
+from magsync.load.idmap import IdMap
+from magsync.load.magento_target import (
     MagentoTarget,
     StoreMaps,
     address_payload,
     customer_payload,
     payload_hash,
 )
-from load.magento_upsert import Hook, Item, Outcome, Upserter
-from load.regions import REGION_UNKNOWN, RegionResolver, resolve_regions
-from load.report import RecordsWriter, RunReport, prune_reports
-from load.report_page import write_page
-from transform.batch import RawBatch
-from transform.errors import ConfigError, GuardRefusedError, MagsyncError
-from transform.faults import Fault, Stage
-from transform.normalise import clean_strings
-from transform.prepare import Prepared, prepare
-from transform.schema import ADDRESS, CUSTOMER, GROUP, KEY_COL, LINE_COL, SOURCE_COL
-from transform.validate import SuiteValidator
-from transform.values import opt_int, opt_str
+from magsync.load.magento_upsert import Hook, Item, Outcome, Upserter
+from magsync.load.regions import REGION_UNKNOWN, RegionResolver, resolve_regions
+from magsync.load.report import RecordsWriter, RunReport, prune_reports
+from magsync.load.report_page import write_page
+from magsync.transform.batch import RawBatch
+from magsync.transform.errors import ConfigError, GuardRefusedError, MagsyncError
+from magsync.transform.faults import Fault, Stage
+from magsync.transform.normalise import clean_strings
+from magsync.transform.prepare import Prepared, prepare
+from magsync.transform.schema import ADDRESS, CUSTOMER, GROUP, KEY_COL, LINE_COL, SOURCE_COL
+from magsync.transform.validate import SuiteValidator
+from magsync.transform.values import opt_int, opt_str
 
 log = logging.getLogger("magsync")
 MIGRATE_CONFIG = Path("magsync-migrate.toml")
@@ -121,7 +121,7 @@ def load_migrate_settings(config_file: Path | None = None, **overrides: Any) -> 
 
 def open_source(settings: MigrateSettings) -> Any:
     """The configured source (the sync's sources, always read in full)."""
-    from flows.sync import build_source
+    from magsync.flows.sync import build_source
 
     sync_view = Settings.model_construct(
         source=settings.source, batch_size=settings.batch_size, full=True,
@@ -132,7 +132,7 @@ def open_source(settings: MigrateSettings) -> Any:
 
 def open_target(settings: MigrateSettings) -> MagentoTarget:
     """The target store's client (not yet logged in)."""
-    from magento.client import MagentoClient
+    from magsync.magento.client import MagentoClient
 
     t = settings.target
     if not t.url or not t.api_user:

@@ -70,7 +70,7 @@ def add_parsers(sub: Any) -> None:
                         "(default 0.05)")
     p.add_argument("--multicall-size", type=int, help="writes per multiCall (default 50)")
     p.add_argument("--concurrency", type=int, help="multiCalls in flight (default 2)")
-    from flows.cli import add_prefect_option
+    from magsync.flows.cli import add_prefect_option
 
     add_prefect_option(p)
     v = sub.add_parser("verify", help="compare a migration's target with its source; "
@@ -111,12 +111,12 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Runs `migrate` (through its Prefect flow) or `verify`."""
-    from flows.cli import error_output, quiet_prefect, setup_logging
+    from magsync.flows.cli import error_output, quiet_prefect, setup_logging
 
     quiet_prefect()  # before prefect is imported: its settings are read then
-    from flows.messages import load_checked
-    from flows.migrate import MISSING_TARGET_KEY, load_migrate_settings
-    from transform.errors import ConfigError
+    from magsync.flows.messages import load_checked
+    from magsync.flows.migrate import MISSING_TARGET_KEY, load_migrate_settings
+    from magsync.transform.errors import ConfigError
 
     error_output(args.verbose)
     given = overrides(args)
@@ -128,13 +128,13 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(settings.log_level)
     if args.command == "verify":
         return verify(settings)
-    from flows.tracking import NEEDS_API, needs_api, tracked
+    from magsync.flows.tracking import NEEDS_API, needs_api, tracked
 
     if not tracked(args.prefect):
         if needs_api(settings.source):
             raise ConfigError(NEEDS_API)
-        from flows.cli import untracked
-        from flows.migrate import run_migrate
+        from magsync.flows.cli import untracked
+        from magsync.flows.migrate import run_migrate
 
         return untracked(lambda: run_migrate(settings, tasks=False), print_table,
                          args.verbose, settings.log_level)
@@ -145,8 +145,8 @@ def migrate(given: dict[str, Any], config: str | None) -> int:
     """The migration flow (a tracked run); prints its table."""
     from prefect.states import State
 
-    from flows.cli import flow_outcome
-    from flows.migrate import migrate_flow
+    from magsync.flows.cli import flow_outcome
+    from magsync.flows.migrate import migrate_flow
 
     state: State[Any] = migrate_flow(given, config, return_state=True)  # type: ignore[assignment]
     return flow_outcome(state, print_table, "migration failed")
@@ -154,8 +154,8 @@ def migrate(given: dict[str, Any], config: str | None) -> int:
 
 def verify(settings: Any) -> int:
     """Prints each difference, then a summary line; 1 when any."""
-    from flows.cli import EXIT_OK
-    from flows.verify import run_verify
+    from magsync.flows.cli import EXIT_OK
+    from magsync.flows.verify import run_verify
 
     result = run_verify(settings, lambda diff: print(diff.line(), flush=False))
     for note in result.notes:

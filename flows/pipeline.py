@@ -19,21 +19,21 @@ from pathlib import Path
 import pyarrow as pa
 from sqlalchemy.engine import Connection
 
-from flows.crash import crash_point
-from flows.settings import Settings
-from flows.stage import Pending
-from load.lock import RunLock
-from load.parquet_export import RunDelta, refresh_export
-from load.report import RecordsWriter, RunReport, prune_reports
-from load.report_page import write_page
-from load.sql_store import SqlTarget, utc_now
-from load.staging import Staging
-from transform.codes import StoreCodes
-from transform.diff import Action, KeyIndex
-from transform.errors import ConservationError, GuardRefusedError
-from transform.faults import Fault
-from transform.schema import LOAD_ORDER, Entity
-from transform.validate import SuiteValidator, ValidationOutcome, build_data_docs
+from magsync.flows.crash import crash_point
+from magsync.flows.settings import Settings
+from magsync.flows.stage import Pending
+from magsync.load.lock import RunLock
+from magsync.load.parquet_export import RunDelta, refresh_export
+from magsync.load.report import RecordsWriter, RunReport, prune_reports
+from magsync.load.report_page import write_page
+from magsync.load.sql_store import SqlTarget, utc_now
+from magsync.load.staging import Staging
+from magsync.transform.codes import StoreCodes
+from magsync.transform.diff import Action, KeyIndex
+from magsync.transform.errors import ConservationError, GuardRefusedError
+from magsync.transform.faults import Fault
+from magsync.transform.schema import LOAD_ORDER, Entity
+from magsync.transform.validate import SuiteValidator, ValidationOutcome, build_data_docs
 
 log = logging.getLogger("magsync")
 BUNDLED_SUITES = Path(__file__).resolve().parent.parent / "expectations"

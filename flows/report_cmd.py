@@ -36,8 +36,8 @@ def add_parsers(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs `runs` or `report`."""
-    from flows.cli import _hide_target
-    from flows.settings import load_settings
+    from magsync.flows.cli import _hide_target
+    from magsync.flows.settings import load_settings
 
     _hide_target(args.target)
     overrides: dict[str, Any] = {}
@@ -56,7 +56,7 @@ def recent_runs(target_url: str, source: str, reports: Path, limit: int
                 ) -> list[dict[str, Any]]:
     """Syncs from the target's runs table and migrations from their report folders,
     newest first, each as {run_id, started, status, kind, summary}."""
-    from load.sql_store import SqlTarget
+    from magsync.load.sql_store import SqlTarget
 
     found: dict[str, dict[str, Any]] = {}
     target = SqlTarget(target_url, source=source)
@@ -113,7 +113,7 @@ def list_runs(target_url: str, source: str, reports: Path, limit: int) -> int:
 
 def show_report(target_url: str, source: str, reports: Path, args: argparse.Namespace) -> int:
     """Prints one run's summary (or its JSON), or opens its page in a browser."""
-    from flows.cli import EXIT_CONFIG, EXIT_FAILED, print_report
+    from magsync.flows.cli import EXIT_CONFIG, EXIT_FAILED, print_report
 
     folder = reports / args.run
     if Path(args.run).name != args.run or args.run in ("", ".", ".."):
@@ -146,7 +146,7 @@ def _summary(folder: Path, target_url: str, source: str, run_id: str) -> dict[st
     if path.is_file():
         summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return summary
-    from load.sql_store import SqlTarget
+    from magsync.load.sql_store import SqlTarget
 
     target = SqlTarget(target_url, source=source)
     try:

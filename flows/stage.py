@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from flows.crash import pause_point
-from flows.unprovided import keep_stored
-from transform.batch import RawBatch
-from transform.diff import WRITES, Action, changed_fields
-from transform.faults import Fault, Stage
-from transform.integrity import (
+from magsync.flows.crash import pause_point
+from magsync.flows.unprovided import keep_stored
+from magsync.transform.batch import RawBatch
+from magsync.transform.diff import WRITES, Action, changed_fields
+from magsync.transform.faults import Fault, Stage
+from magsync.transform.integrity import (
     addresses_of_replaced_customers,
     addresses_with_known_customer,
     customers_with_known_group,
@@ -28,12 +28,20 @@ from transform.integrity import (
     row_faults,
     winners,
 )
-from transform.prepare import Prepared, prepare
-from transform.schema import ADDRESS, CUSTOMER, EXTRA_COL, GROUP, KEY_COL, LOAD_ORDER, Entity
-from transform.validate import DERIVED_COL
+from magsync.transform.prepare import Prepared, prepare
+from magsync.transform.schema import (
+    ADDRESS,
+    CUSTOMER,
+    EXTRA_COL,
+    GROUP,
+    KEY_COL,
+    LOAD_ORDER,
+    Entity,
+)
+from magsync.transform.validate import DERIVED_COL
 
 if TYPE_CHECKING:
-    from flows.pipeline import Run
+    from magsync.flows.pipeline import Run
 
 CHANGED_COL = "_changed"
 
@@ -49,7 +57,7 @@ class Pending:
 
 def stage_all(run: Run, batches: Iterable[RawBatch], *, has_groups: bool) -> None:
     """Reads, normalises, diffs, validates and stages every batch; plans deletions."""
-    from flows.pipeline import EntityPlan, plan_deletes
+    from magsync.flows.pipeline import EntityPlan, plan_deletes
 
     with run.report.timed("index"):
         run.plans = {e.name: EntityPlan(run.target.key_index(e)) for e in LOAD_ORDER}

@@ -8,9 +8,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
-from flows import pipeline
-from flows.settings import Settings
-from flows.sync_steps import (  # noqa: F401  (build_source: flows/migrate.py imports it here)
+from magsync.flows import pipeline
+from magsync.flows.settings import Settings
+from magsync.flows.sync_steps import (  # noqa: F401  (build_source: flows/migrate.py imports it here)
     MISSING_API_KEY,
     PLAIN,
     Source,

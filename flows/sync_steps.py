@@ -15,15 +15,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from extract.csv_source import CsvSource
-from extract.soap_source import SoapOptions, SoapSource
-from flows import pipeline
-from flows.messages import ERRORS_LOGGER, settings_error
-from flows.settings import Settings, SourceSettings, load_settings
-from flows.stage import stage_all
-from load.sql_store import SqlTarget
-from transform.errors import ConfigError, GuardRefusedError, MagsyncError
-from transform.schema import CUSTOMER
+from magsync.extract.csv_source import CsvSource
+from magsync.extract.soap_source import SoapOptions, SoapSource
+from magsync.flows import pipeline
+from magsync.flows.messages import ERRORS_LOGGER, settings_error
+from magsync.flows.settings import Settings, SourceSettings, load_settings
+from magsync.flows.stage import stage_all
+from magsync.load.sql_store import SqlTarget
+from magsync.transform.errors import ConfigError, GuardRefusedError, MagsyncError
+from magsync.transform.schema import CUSTOMER
 
 Source = CsvSource | SoapSource
 MISSING_API_KEY = ("no SOAP API key: set MAGSYNC_SOURCE__API_KEY (or name a Prefect Secret "
@@ -84,7 +84,7 @@ def _api_key(source: SourceSettings) -> str:
 def soap_source(settings: Settings) -> SoapSource:
     """The SOAP source, checked (WSDL, login) before the run starts: a bad URL, user or
     key ends here with one line and exit code 2."""
-    from magento.client import MagentoClient
+    from magsync.magento.client import MagentoClient
 
     s = settings.source
     if not s.url or not s.api_user:
@@ -102,7 +102,7 @@ def soap_source(settings: Settings) -> SoapSource:
         if s.api == "v1":
             client = MagentoClient(s.url, s.api_user, api_key, **options)
         else:
-            from magento.client_v2 import MagentoV2Client
+            from magsync.magento.client_v2 import MagentoV2Client
 
             client = MagentoV2Client(s.url, s.api_user, api_key, api=s.api, **options)
     except ValueError as err:

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from transform.batch import RawBatch
-from transform.keys import row_hashes
-from transform.prepare import Prepared
-from transform.schema import EXTRA_COL, HASH_COL, KEY_COL, PANDAS_DTYPES, Kind
+from magsync.transform.batch import RawBatch
+from magsync.transform.keys import row_hashes
+from magsync.transform.prepare import Prepared
+from magsync.transform.schema import EXTRA_COL, HASH_COL, KEY_COL, PANDAS_DTYPES, Kind
 
 if TYPE_CHECKING:
-    from flows.pipeline import Run
+    from magsync.flows.pipeline import Run
 
 
 def keep_stored(run: Run, raw: RawBatch, prepared: Prepared) -> Prepared:

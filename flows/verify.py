@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from extract.soap_source import raw_frame
-from flows.migrate import (
+from magsync.extract.soap_source import raw_frame
+from magsync.flows.migrate import (
     MigrateSettings,
     open_source,
     open_target,
@@ -28,18 +28,18 @@ from flows.migrate import (
     scope_of,
     store_maps,
 )
-from load.idmap import IdMap
-from load.magento_target import MagentoTarget, StoreMaps, address_payload
-from load.magento_upsert import same_address
-from transform.batch import RawBatch
-from transform.compare import (
+from magsync.load.idmap import IdMap
+from magsync.load.magento_target import MagentoTarget, StoreMaps, address_payload
+from magsync.load.magento_upsert import same_address
+from magsync.transform.batch import RawBatch
+from magsync.transform.compare import (
     NOT_IN_SOURCE_KIND,
     Difference,
     compare_record,
     unknowable_fields,
 )
-from transform.prepare import prepare
-from transform.schema import ADDRESS, CUSTOMER, GROUP, KEY_COL, Entity
+from magsync.transform.prepare import prepare
+from magsync.transform.schema import ADDRESS, CUSTOMER, GROUP, KEY_COL, Entity
 
 Report = Callable[[Difference], None]
 

@@ -14,8 +14,8 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from load.magento_target import CLEARABLE
-from transform.schema import CUSTOMER
+from magsync.load.magento_target import CLEARABLE
+from magsync.transform.schema import CUSTOMER
 
 _INTS = frozenset({"website_id", "store_id", "group_id", "gender", "disable_auto_group_change"})
 

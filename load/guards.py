@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from load.regions import REGION_UNKNOWN
-from transform.errors import GuardRefusedError, MagsyncError
-from transform.faults import Fault
+from magsync.load.regions import REGION_UNKNOWN
+from magsync.transform.errors import GuardRefusedError, MagsyncError
+from magsync.transform.faults import Fault
 
 WARNING_RULES = frozenset({REGION_UNKNOWN})
 

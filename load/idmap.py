@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transform.errors import TargetLockedError
+from magsync.transform.errors import TargetLockedError
 
 PENDING, DONE = "pending", "done"
 ENTITIES = ("customer", "address")

@@ -22,8 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from load.tables import LOCK
-from transform.errors import TargetLockedError
+from magsync.load.tables import LOCK
+from magsync.transform.errors import TargetLockedError
 
 POLL_S = 0.5
 

@@ -24,19 +24,19 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from magento.errors import (
+from magsync.magento.errors import (
     MagentoAuthError,
     MagentoCallFault,
     MagentoError,
     MagentoRetriableError,
     MagentoSessionExpired,
 )
-from transform.errors import ConfigError, MagsyncError
-from transform.schema import ADDRESS, CUSTOMER, Entity, Kind
-from transform.values import is_missing
+from magsync.transform.errors import ConfigError, MagsyncError
+from magsync.transform.schema import ADDRESS, CUSTOMER, Entity, Kind
+from magsync.transform.values import is_missing
 
 if TYPE_CHECKING:
-    from magento.client import MagentoClient
+    from magsync.magento.client import MagentoClient
 
 # The attributes written, per entity. Left out, with the reason (README, verify):
 # ids and keys (the target assigns its own), updated_at (the store sets it),

@@ -21,20 +21,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from load.equality import customer_unchanged
-from load.idmap import DONE, PENDING, Entry, IdMap
-from load.magento_target import (
+from magsync.load.equality import customer_unchanged
+from magsync.load.idmap import DONE, PENDING, Entry, IdMap
+from magsync.load.magento_target import (
     ADDRESS_WRITTEN,
     MagentoTarget,
     OutcomeUnknown,
     field_digests,
     update_payload,
 )
-from load.regions import same_region
-from magento.errors import MagentoCallFault
-from transform.errors import GuardRefusedError
-from transform.faults import Fault, Stage
-from transform.schema import ADDRESS, CUSTOMER, Entity
+from magsync.load.regions import same_region
+from magsync.magento.errors import MagentoCallFault
+from magsync.transform.errors import GuardRefusedError
+from magsync.transform.faults import Fault, Stage
+from magsync.transform.schema import ADDRESS, CUSTOMER, Entity
 
 Policy = Literal["update", "skip", "fault"]
 Hook = Callable[[str, int], None]  # (entity, answers just received): tests stop runs here

@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from transform.diff import KeyIndex
-from transform.schema import EXTRA_COL, HASH_COL, KEY_COL, Entity
+from magsync.transform.diff import KeyIndex
+from magsync.transform.schema import EXTRA_COL, HASH_COL, KEY_COL, Entity
 
 STATE_DIR = ".magsync"
 KEYS_SCHEMA = pa.schema([pa.field(KEY_COL, pa.string()), pa.field(HASH_COL, pa.int64())])

@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from magento.errors import MagentoCallFault
+from magsync.magento.errors import MagentoCallFault
 
 REGION_UNKNOWN = "region_unknown_on_target"  # a warning: the address is written by name
 

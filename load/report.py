@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from transform.faults import Fault
+from magsync.transform.faults import Fault
 
 # Where each record read ends up, exactly once (deletions concern stored records, not read
 # ones, and stay out of the balance).

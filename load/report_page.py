@@ -23,9 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from load.report import RECORD_SCHEMA
-from transform.faults import REDACTED
-from transform.schema import ENTITIES, NEVER_READ
+from magsync.load.report import RECORD_SCHEMA
+from magsync.transform.faults import REDACTED
+from magsync.transform.schema import ENTITIES, NEVER_READ
 
 PAGE_NAME = "index.html"
 EXAMPLES_PER_RULE = 20

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateIndex, DropIndex
 
-from transform.errors import ConfigError
+from magsync.transform.errors import ConfigError
 
 CHUNK_ROWS = 20_000  # rows converted to Python objects at a time: bounds memory
 KEYS = ("source", "record_key")

@@ -17,19 +17,19 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
-from load.parquet_export import keyed_schema
-from load.sql_bulk import (
+from magsync.load.parquet_export import keyed_schema
+from magsync.load.sql_bulk import (
     bulk_upsert,
     param_marker,
     sqlite_bulk_insert,
     sqlite_select_arrow,
     streaming_cursor,
 )
-from load.tables import FAULTS, RUNS, STATE, TABLES
-from transform.diff import KeyIndex
-from transform.errors import ConfigError
-from transform.faults import Fault
-from transform.schema import (
+from magsync.load.tables import FAULTS, RUNS, STATE, TABLES
+from magsync.transform.diff import KeyIndex
+from magsync.transform.errors import ConfigError
+from magsync.transform.faults import Fault
+from magsync.transform.schema import (
     EXTRA_COL,
     HASH_COL,
     KEY_COL,
@@ -374,7 +374,7 @@ class SqlTarget:
 
 def _typed(entity: Entity, frame: pd.DataFrame) -> pd.DataFrame:
     """Stored values converted to the pandas dtypes the pipeline compares against."""
-    from transform.schema import PANDAS_DTYPES
+    from magsync.transform.schema import PANDAS_DTYPES
 
     out = frame.copy()
     for col in entity.public_columns:

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from transform.schema import (
+from magsync.transform.schema import (
     EXTRA_COL,
     HASH_COL,
     KEY_COL,

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from transform.schema import ENTITIES, KEY_MAX_LENGTH, Column, Entity, Kind
+from magsync.transform.schema import ENTITIES, KEY_MAX_LENGTH, Column, Entity, Kind
 
 metadata = sa.MetaData()
 

@@ -25,8 +25,8 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
-from magento import codec
-from magento.errors import (
+from magsync.magento import codec
+from magsync.magento.errors import (
     FATAL_FAULTS,
     MagentoCallFault,
     MagentoError,
@@ -36,8 +36,8 @@ from magento.errors import (
     fault_error,
     summarize_args,
 )
-from magento.transport import StoreTransport, http_session, origin
-from magento.wsdl import StoreService, load_service, store_urls
+from magsync.magento.transport import StoreTransport, http_session, origin
+from magsync.magento.wsdl import StoreService, load_service, store_urls
 
 __all__ = ["MagentoClient", "is_read", "store_urls", "summarize_args"]
 

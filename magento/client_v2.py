@@ -17,10 +17,10 @@ from typing import Any, Literal
 import zeep
 from zeep import xsd
 
-from magento import codec, v2_codec
-from magento.client import MagentoClient
-from magento.errors import MagentoFatalError, summarize_args
-from magento.wsdl import StoreService, load_service, store_urls
+from magsync.magento import codec, v2_codec
+from magsync.magento.client import MagentoClient
+from magsync.magento.errors import MagentoFatalError, summarize_args
+from magsync.magento.wsdl import StoreService, load_service, store_urls
 
 __all__ = ["API_CHOICES", "MagentoV2Client", "V2Service", "v2_urls"]
 

@@ -26,8 +26,8 @@ from requests.adapters import HTTPAdapter
 from zeep import Transport
 from zeep.plugins import Plugin
 
-from magento import codec
-from magento.errors import (
+from magsync.magento import codec
+from magsync.magento.errors import (
     MagentoAuthError,
     MagentoError,
     MagentoFatalError,

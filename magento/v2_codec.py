@@ -17,7 +17,7 @@ from typing import Any
 
 from lxml import etree
 
-from magento import codec
+from magsync.magento import codec
 
 _XSI_TYPE = f"{{{codec.XSI_NS}}}type"
 _ARRAY_TYPE = f"{{{codec.SOAP_ENC_NS}}}arrayType"

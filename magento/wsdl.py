@@ -21,9 +21,9 @@ from zeep import xsd
 from zeep.exceptions import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from zeep.proxy import ServiceProxy
 
-from magento import codec
-from magento.errors import MagentoError, MagentoFatalError, MagentoRetriableError
-from magento.transport import (
+from magsync.magento import codec
+from magsync.magento.errors import MagentoError, MagentoFatalError, MagentoRetriableError
+from magsync.magento.transport import (
     ENVELOPE_OPTION,
     EnvelopePlugin,
     StoreTransport,

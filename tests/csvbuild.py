@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from magento.csv_export import CE_HEADER
+from bench.csv_export import CE_HEADER
 
 
 def ce_row(**values: str) -> list[str]:

@@ -38,11 +38,11 @@ def sync(input_path: Path, out: Path, *, tracked: bool = False,
     overrides = {"source": {"kind": "csv", "input": str(input_path)},
                  "output_dir": str(out), **settings}
     if tracked:
-        from flows.sync import sync_flow
+        from magsync.flows.sync import sync_flow
 
         state: Any = sync_flow(overrides, return_state=True)
         return state, state.result(raise_on_failure=False)
-    from flows.sync_steps import sync_outcome
+    from magsync.flows.sync_steps import sync_outcome
 
     report, error = sync_outcome(overrides, None)
     return Finished(report, error), report

@@ -230,7 +230,7 @@ CASES: list[Case] = [
 def serve() -> None:
     """The launcher's loop: imports the CLI once, then per JSON line on stdin (argv and
     two file paths) forks a child that runs it and prints the child's exit code."""
-    from flows import cli, sync  # noqa: F401  (the costly imports, done once)
+    from magsync.flows import cli, sync  # noqa: F401  (the costly imports, done once)
 
     for line in sys.stdin:
         job = json.loads(line)

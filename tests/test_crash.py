@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.crash import CRASH_ENV, PAUSE_ENV, PAUSE_FILE_ENV, POINTS
+from magsync.flows.crash import CRASH_ENV, PAUSE_ENV, PAUSE_FILE_ENV, POINTS
 from tests.prefect_server import BIN, PrefectServer, group_alive
 from tests.servers import target_for
 from tests.synchelp import dump_url
@@ -56,8 +56,8 @@ def forked(src: Path, out: Path, url: str, **env: str) -> int:
         try:
             os.setsid()
             os.environ.update(env)
-            from flows.settings import load_settings
-            from flows.sync import run_sync
+            from magsync.flows.settings import load_settings
+            from magsync.flows.sync import run_sync
 
             settings = load_settings(source={"input": str(src)}, output_dir=str(out),
                                      target={"url": url}, full=True, allow_mass_delete=True,

@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from extract.csv_source import CsvSource
+from magsync.extract.csv_source import CsvSource
+from magsync.transform.errors import SourceFatalError
+from magsync.transform.prepare import prepare
+from magsync.transform.schema import KEY_COL
 from tests.csvbuild import CE_HEADER, address_fields, continuation, customer_row, write_csv
-from transform.errors import SourceFatalError
-from transform.prepare import prepare
-from transform.schema import KEY_COL
 
 CODES = {"base": 1, "eu": 2}
 
@@ -329,7 +329,7 @@ def test_a_folder_without_csv_names_what_it_holds(tmp_path: Path) -> None:
 def test_encoding_and_delimiter_settings_are_checked() -> None:
     from pydantic import ValidationError
 
-    from flows.settings import SourceSettings
+    from magsync.flows.settings import SourceSettings
 
     assert SourceSettings(encoding="Windows-1252", delimiter="tab").model_dump(
         include={"encoding", "delimiter"}) == {"encoding": "cp1252", "delimiter": "\t"}
@@ -343,7 +343,7 @@ def test_encoding_and_delimiter_settings_are_checked() -> None:
 
 
 def test_the_command_line_sets_encoding_and_delimiter() -> None:
-    from flows.cli import build_parser, sync_overrides
+    from magsync.flows.cli import build_parser, sync_overrides
 
     args = build_parser().parse_args(["sync", "--encoding", "cp1252", "--delimiter", ";"])
     assert sync_overrides(args)["source"] == {"encoding": "cp1252", "delimiter": ";"}
@@ -352,8 +352,8 @@ def test_the_command_line_sets_encoding_and_delimiter() -> None:
 
 def sync_report(folder: Path, out: Path, **source: str) -> dict[str, object]:
     """One run of the sync's steps (no Prefect API) over `folder`; its report."""
-    from flows.settings import load_settings
-    from flows.sync import run_sync
+    from magsync.flows.settings import load_settings
+    from magsync.flows.sync import run_sync
 
     settings = load_settings(source={"input": str(folder), **source}, output_dir=str(out),
                              validation=False, max_fault_ratio=1.0)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from extract.csv_reader import CsvRecordReader, _find_records
+from magsync.extract.csv_reader import CsvRecordReader, _find_records
 
 CONTENT = (
     b"a,b,password,c\n"

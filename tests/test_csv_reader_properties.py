@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from extract.csv_reader import CsvRecordReader
+from magsync.extract.csv_reader import CsvRecordReader
 
 WORDS = ["", "a", "bc", "O'Neil", " x ", "é", "日本"]
 TRICKY = ["", "a", ",", "\n", "\r", "\r\n", '""', " ", "é"]

@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from extract.csv_source import CsvSource
-from magento.csv_export import EE_ADDRESS_HEADER, EE_MAIN_HEADER
+from bench.csv_export import EE_ADDRESS_HEADER, EE_MAIN_HEADER
+from magsync.extract.csv_source import CsvSource
+from magsync.transform.prepare import prepare
+from magsync.transform.schema import KEY_COL
 from tests.csvbuild import CE_HEADER, address_fields, continuation, customer_row, write_csv
-from transform.prepare import prepare
-from transform.schema import KEY_COL
 
 GENDERS = {"Male": 1, "Female": 2}
 

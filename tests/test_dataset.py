@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from magento.csv_export import (
+from bench.csv_export import (
     CE_HEADER,
     EE_ADDRESS_HEADER,
     EE_MAIN_HEADER,
     write_ce_export,
     write_ee_export,
 )
-from magento.dataset import (
+from magsync.magento.dataset import (
     BASE_END,
     BASE_START,
     CHANGED_END,

@@ -10,13 +10,13 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from load.parquet_export import STATE_DIR, export_schema, fingerprint
-from load.sql_store import SqlTarget
+from magsync.load.parquet_export import STATE_DIR, export_schema, fingerprint
+from magsync.load.sql_store import SqlTarget
+from magsync.transform.schema import LOAD_ORDER
 from tests.csvbuild import address_fields, continuation, customer_row, write_csv
 from tests.servers import target_for
 from tests.synchelp import sync
 from tests.test_sync import export_v1, export_v2
-from transform.schema import LOAD_ORDER
 
 
 def export_v3(path: Path) -> Path:

@@ -15,12 +15,12 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-import transform.keyset as keyset
-from extract.csv_reader import _find_records
-from load.sql_bulk import as_bound_text
-from transform.diff import KeyIndex
-from transform.keyset import KeyLookup, KeySet, digests
-from transform.normalise import to_int
+import magsync.transform.keyset as keyset
+from magsync.extract.csv_reader import _find_records
+from magsync.load.sql_bulk import as_bound_text
+from magsync.transform.diff import KeyIndex
+from magsync.transform.keyset import KeyLookup, KeySet, digests
+from magsync.transform.normalise import to_int
 
 
 def reference_records(block: bytes, at_eof: bool) -> tuple[list[tuple[int, int]], bool]:
@@ -141,9 +141,9 @@ def test_bound_text_is_what_sqlalchemy_binds() -> None:
 
 
 def test_upsert_clears_a_column_null_in_every_new_row(tmp_path: Path) -> None:
-    from load.sql_store import SqlTarget
-    from load.staging import staged_schema
-    from transform.schema import GROUP
+    from magsync.load.sql_store import SqlTarget
+    from magsync.load.staging import staged_schema
+    from magsync.transform.schema import GROUP
 
     target = SqlTarget(f"sqlite:///{tmp_path}/t.sqlite", source="s")
     target.migrate()
@@ -180,8 +180,8 @@ def test_key_set_matches_a_python_set_through_interleaved_updates() -> None:
 
 def _staged_customers(rows: list[tuple[str, str, int]]) -> pa.Table:
     """Staged customer rows (record_key, email, row_hash), every other column null."""
-    from load.staging import staged_schema
-    from transform.schema import CUSTOMER
+    from magsync.load.staging import staged_schema
+    from magsync.transform.schema import CUSTOMER
 
     schema = staged_schema(CUSTOMER, with_secrets=False)
     return pa.Table.from_pylist(
@@ -192,8 +192,8 @@ def _staged_customers(rows: list[tuple[str, str, int]]) -> pa.Table:
 
 
 def test_bulk_load_stores_what_the_per_part_upsert_stores(tmp_path: Path) -> None:
-    from load.sql_store import SqlTarget
-    from transform.schema import CUSTOMER
+    from magsync.load.sql_store import SqlTarget
+    from magsync.transform.schema import CUSTOMER
 
     parts = [_staged_customers([("[2]", "b@x.io", 1), ("[1]", "a@x.io", 2)]),
              _staged_customers([("[3]", "c@x.io", 3), ("[2]", "b2@x.io", 4)])]  # [2] again
@@ -225,8 +225,8 @@ def test_bulk_load_stores_what_the_per_part_upsert_stores(tmp_path: Path) -> Non
 
 def test_bulk_load_interrupted_before_commit_leaves_the_table_as_it_was(tmp_path: Path
                                                                           ) -> None:
-    from load.sql_store import SqlTarget
-    from transform.schema import CUSTOMER
+    from magsync.load.sql_store import SqlTarget
+    from magsync.transform.schema import CUSTOMER
 
     target = SqlTarget(f"sqlite:///{tmp_path}/t.sqlite", source="s")
     target.migrate()
@@ -248,7 +248,7 @@ def test_bulk_load_interrupted_before_commit_leaves_the_table_as_it_was(tmp_path
 def test_sqlite_select_arrow_returns_the_rows_sqlite_returns(tmp_path: Path) -> None:
     import sqlalchemy as sa
 
-    from load.sql_bulk import sqlite_select_arrow
+    from magsync.load.sql_bulk import sqlite_select_arrow
 
     engine = sa.create_engine(f"sqlite:///{tmp_path}/t.sqlite")
     rows = [("é", 2**62, None), ("a\nb", -1, "2020-01-01"), ("", 0, None)]

@@ -7,15 +7,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from transform.faults import Fault, Stage
-from transform.integrity import (
+from magsync.transform.faults import Fault, Stage
+from magsync.transform.integrity import (
     addresses_of_replaced_customers,
     addresses_with_known_customer,
     customers_with_known_group,
     last_of_each_key,
     winners,
 )
-from transform.schema import (
+from magsync.transform.schema import (
     ADDRESS,
     CUSTOMER,
     KEY_COL,

@@ -6,8 +6,8 @@ import hashlib
 
 import pandas as pd
 
-from transform.keys import address_key, customer_key, row_hashes
-from transform.schema import CUSTOMER
+from magsync.transform.keys import address_key, customer_key, row_hashes
+from magsync.transform.schema import CUSTOMER
 
 
 def test_customer_keys_by_id_or_natural() -> None:

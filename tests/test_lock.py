@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from load.lock import RunLock
-from load.sql_store import SqlTarget
+from magsync.load.lock import RunLock
+from magsync.load.sql_store import SqlTarget
+from magsync.transform.errors import TargetLockedError
 from tests.servers import target_for
-from transform.errors import TargetLockedError
 
 
 def test_lock_is_per_target_and_source(target_url: str, tmp_path: Path) -> None:

@@ -20,23 +20,23 @@ from typing import Any
 
 import pytest
 
-from flows.cli import main
-from flows.migrate import MigrateSettings, load_migrate_settings, run_migrate
-from flows.verify import VerifyResult, run_verify
-from load.guards import FaultRatioError
-from magento.csv_export import write_ce_export
-from magento.dataset import GROUPS, STORES, iter_customers
-from magento.emulator import (
+from bench.csv_export import write_ce_export
+from magsync.flows.cli import main
+from magsync.flows.migrate import MigrateSettings, load_migrate_settings, run_migrate
+from magsync.flows.verify import VerifyResult, run_verify
+from magsync.load.guards import FaultRatioError
+from magsync.magento.dataset import GROUPS, STORES, iter_customers
+from magsync.magento.emulator import (
     EmulatorStore,
     FaultInjection,
     Latency,
     generated_store,
     run_emulator,
 )
-from magento.emulator.runner import RunningEmulator
+from magsync.magento.emulator.runner import RunningEmulator
+from magsync.transform.compare import compared_fields
+from magsync.transform.schema import ADDRESS, CUSTOMER
 from tests.synchelp import records
-from transform.compare import compared_fields
-from transform.schema import ADDRESS, CUSTOMER
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY, SOURCE_KEY = "target-key", "source-key"
@@ -144,7 +144,7 @@ def emails(store: EmulatorStore) -> Counter[tuple[int, str]]:
 def test_migration_verifies_and_reruns_unchanged(
         prefect_harness: Path, target: RunningEmulator, tmp_path: Path,
         capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
-    from flows.migrate import migrate_flow
+    from magsync.flows.migrate import migrate_flow
 
     rows = dataset()
     src = write_export(tmp_path / "src", rows)
@@ -359,8 +359,8 @@ def test_commands(prefect_harness: Path, target: RunningEmulator, tmp_path: Path
 
 
 def test_state_is_locked_per_run(tmp_path: Path) -> None:
-    from load.idmap import IdMap
-    from transform.errors import TargetLockedError
+    from magsync.load.idmap import IdMap
+    from magsync.transform.errors import TargetLockedError
 
     first = IdMap(tmp_path / "state.sqlite", "a -> b")
     first.lock()
@@ -473,7 +473,7 @@ def test_delete_missing(target: RunningEmulator, tmp_path: Path) -> None:
     assert clean(run_verify(s)) == []
     assert target.store.counts() == (19, sum(len(a) for _, a in fewer))
     write_export(src, fewer[:2])
-    from transform.errors import GuardRefusedError
+    from magsync.transform.errors import GuardRefusedError
     with pytest.raises(GuardRefusedError):
         run_migrate(settings(tmp_path / "out", target, csv_source(src),
                              delete_missing=True), tasks=False)

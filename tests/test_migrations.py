@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from load.sql_store import SqlTarget
-from load.tables import metadata
+from magsync.load.sql_store import SqlTarget
+from magsync.load.tables import metadata
 from tests.synchelp import sync
 
 FIXTURE = Path(__file__).parent / "fixtures" / "stores" / "spine-0.1.0-sample.sqlite"

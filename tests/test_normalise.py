@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from transform.normalise import clean_street, clean_strings, normalise, to_bool, to_date
-from transform.schema import ADDRESS, CUSTOMER
+from magsync.transform.normalise import clean_street, clean_strings, normalise, to_bool, to_date
+from magsync.transform.schema import ADDRESS, CUSTOMER
 
 GENDERS = {"Male": 1, "Female": 2}
 

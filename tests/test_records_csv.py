@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from load.report import RecordsWriter
-from transform.faults import Fault, Stage
+from magsync.load.report import RecordsWriter
+from magsync.transform.faults import Fault, Stage
 
 # (value as the source had it, as records.csv must hold it)
 CASES = [

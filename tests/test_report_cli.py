@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from load.report import RecordsWriter, RunReport
+from magsync.load.report import RecordsWriter, RunReport
 from tests.csvbuild import address_fields, customer_row, write_csv
 from tests.prefect_server import BIN, PrefectServer, group_alive
 

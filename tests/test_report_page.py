@@ -15,11 +15,17 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from load.report import RecordsWriter, RunReport
-from load.report_page import EXAMPLES_PER_RULE, PageData, RuleFaults, render_page, write_page
+from magsync.load.report import RecordsWriter, RunReport
+from magsync.load.report_page import (
+    EXAMPLES_PER_RULE,
+    PageData,
+    RuleFaults,
+    render_page,
+    write_page,
+)
+from magsync.transform.faults import Fault, Stage
 from tests.csvbuild import address_fields, continuation, customer_row, write_csv
 from tests.synchelp import sync
-from transform.faults import Fault, Stage
 
 XSS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 VOID = frozenset({"meta", "br", "link", "img", "input", "hr"})

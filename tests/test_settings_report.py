@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.settings import load_settings
-from load.report import RunReport, prune_reports
-from load.sql_store import masked_url
+from magsync.flows.settings import load_settings
+from magsync.load.report import RunReport, prune_reports
+from magsync.load.sql_store import masked_url
 
 
 def test_layers_defaults_toml_env_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,8 +62,8 @@ def test_old_reports_are_pruned(tmp_path: Path) -> None:
 
 
 def test_records_read_must_balance_with_records_accounted_for(tmp_path: Path) -> None:
-    from flows.pipeline import check_guards, finish, open_run
-    from transform.errors import ConservationError
+    from magsync.flows.pipeline import check_guards, finish, open_run
+    from magsync.transform.errors import ConservationError
 
     settings = load_settings(output_dir=tmp_path, dry_run=True, validation=False)
     run = open_run(settings, "test input")

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from extract.soap_source import SoapOptions, SoapSource
-from magento.client import MagentoClient
-from magento.dataset import GROUPS, STORES
-from magento.emulator import (
+from magsync.extract.soap_source import SoapOptions, SoapSource
+from magsync.magento.client import MagentoClient
+from magsync.magento.dataset import GROUPS, STORES
+from magsync.magento.emulator import (
     ApiFault,
     ApiUser,
     EmulatorStore,
@@ -25,12 +25,12 @@ from magento.emulator import (
     load_data,
     run_emulator,
 )
-from magento.emulator.handler import SessionTable
+from magsync.magento.emulator.handler import SessionTable
+from magsync.transform.batch import RawBatch
+from magsync.transform.errors import ConfigError, SourceFatalError
 from tests.prefect_server import BIN, PrefectServer, group_alive
 from tests.synchelp import ENTITY_TABLES, db, records, sync
 from tests.test_cli import magsync
-from transform.batch import RawBatch
-from transform.errors import ConfigError, SourceFatalError
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "soap-test-key"
@@ -57,7 +57,7 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
 def soap_sync(url: str, out: Path, source: dict[str, Any] | None = None,
               **settings: Any) -> tuple[Any, dict[str, Any]]:
     """One SOAP sync through the real Prefect flow; the key comes from the environment."""
-    from flows.sync import sync_flow
+    from magsync.flows.sync import sync_flow
 
     overrides = {"source": {**SOAP, "url": url, **(source or {})}, "output_dir": str(out),
                  **settings}

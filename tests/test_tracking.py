@@ -32,7 +32,7 @@ def dump():
     with open(probe, "w") as f:
         json.dump({"modules": sorted(sys.modules), "spawned": spawned}, f)
 atexit.register(dump)
-from flows.cli import main
+from magsync.flows.cli import main
 sys.argv = ["magsync", *sys.argv[2:]]
 sys.exit(main())
 """
@@ -114,7 +114,7 @@ def test_tracked_and_untracked_runs_agree(prefect_server: PrefectServer,
 
 def test_api_key_block_needs_an_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from flows.cli import EXIT_CONFIG, main
+    from magsync.flows.cli import EXIT_CONFIG, main
 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
@@ -132,7 +132,7 @@ def test_api_key_block_needs_an_api(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 RESOLVE = """
 import json, os, sys
-from flows.tracking import prefect_api_url
+from magsync.flows.tracking import prefect_api_url
 ours = prefect_api_url()
 from prefect.settings.models.root import Settings
 print(json.dumps([ours, Settings().api.url]))

@@ -13,8 +13,8 @@ import great_expectations as gx
 import pandas as pd
 import pytest
 
-from transform.faults import Stage
-from transform.schema import (
+from magsync.transform.faults import Stage
+from magsync.transform.schema import (
     ADDRESS,
     CUSTOMER,
     EXTRA_COL,
@@ -25,7 +25,7 @@ from transform.schema import (
     SOURCE_COL,
     Entity,
 )
-from transform.validate import (
+from magsync.transform.validate import (
     DERIVED_COL,
     SecretColumnError,
     SuiteError,

@@ -9,11 +9,11 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from magsync.transform.codes import StoreCodes
+from magsync.transform.schema import ADDRESS, CUSTOMER, KEY_COL, LINE_COL, SOURCE_COL
+from magsync.transform.storable import unstorable
 from tests.csvbuild import address_fields, continuation, customer_row, write_csv
 from tests.synchelp import records, sync
-from transform.codes import StoreCodes
-from transform.schema import ADDRESS, CUSTOMER, KEY_COL, LINE_COL, SOURCE_COL
-from transform.storable import unstorable
 
 LONG = "x" * 256
 

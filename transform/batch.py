@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from transform.faults import Fault
-from transform.schema import Entity
+from magsync.transform.faults import Fault
+from magsync.transform.schema import Entity
 
 # Raw parts of an address's customer identity, for sources without customer ids.
 CUST_WEBSITE_COL = "_customer_website_id"

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from transform.faults import Fault, Stage
-from transform.integrity import row_faults
-from transform.schema import CUSTOMER
+from magsync.transform.faults import Fault, Stage
+from magsync.transform.integrity import row_faults
+from magsync.transform.schema import CUSTOMER
 
 ADMIN_STORE = {"admin": 0}  # Magento's fixed admin store (and website) code
 

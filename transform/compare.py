@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from transform.integrity import plain
-from transform.schema import ADDRESS, CUSTOMER, Entity
-from transform.values import is_missing
+from magsync.transform.integrity import plain
+from magsync.transform.schema import ADDRESS, CUSTOMER, Entity
+from magsync.transform.values import is_missing
 
 # What verify leaves out, and why (README "Migrating between stores").
 NOT_COMPARED: dict[str, dict[str, str]] = {

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from transform.keyset import KeyLookup, KeySet, KeysLike, as_arrow
+from magsync.transform.keyset import KeyLookup, KeySet, KeysLike, as_arrow
 
 
 class Action(StrEnum):

@@ -12,8 +12,8 @@ from datetime import date, datetime, time
 import numpy as np
 import pandas as pd
 
-from transform.faults import Fault, Stage, shown_value
-from transform.schema import ADDRESS, CUSTOMER, KEY_COL, LINE_COL, SOURCE_COL, Entity
+from magsync.transform.faults import Fault, Stage, shown_value
+from magsync.transform.schema import ADDRESS, CUSTOMER, KEY_COL, LINE_COL, SOURCE_COL, Entity
 
 
 def plain(value: object) -> object:

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transform.schema import EXTRA_COL, Entity, Kind
+from magsync.transform.schema import EXTRA_COL, Entity, Kind
 
 RS, US = "\x1e", "\x1f"
 _NEEDS_ESCAPE = r'[\\"\x00-\x1f]'

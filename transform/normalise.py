@@ -15,8 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transform.faults import Fault, Stage, shown_value
-from transform.schema import (
+from magsync.transform.faults import Fault, Stage, shown_value
+from magsync.transform.schema import (
     EXTRA_COL,
     LINE_COL,
     PANDAS_DTYPES,
@@ -24,7 +24,7 @@ from transform.schema import (
     Entity,
     Kind,
 )
-from transform.values import opt_int, opt_str
+from magsync.transform.values import opt_int, opt_str
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "y"})
 FALSE_WORDS = frozenset({"0", "false", "no", "n"})

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from transform.batch import CUST_EMAIL_COL, CUST_WEBSITE_COL, RawBatch
-from transform.codes import StoreCodes
-from transform.faults import Fault, Stage
-from transform.keys import customer_key, record_keys, row_hashes
-from transform.normalise import clean_strings, normalise, to_int
-from transform.schema import (
+from magsync.transform.batch import CUST_EMAIL_COL, CUST_WEBSITE_COL, RawBatch
+from magsync.transform.codes import StoreCodes
+from magsync.transform.faults import Fault, Stage
+from magsync.transform.keys import customer_key, record_keys, row_hashes
+from magsync.transform.normalise import clean_strings, normalise, to_int
+from magsync.transform.schema import (
     CUSTOMER,
     HASH_COL,
     KEY_COL,
@@ -23,8 +23,8 @@ from transform.schema import (
     SOURCE_COL,
     Entity,
 )
-from transform.storable import unstorable
-from transform.values import is_missing, opt_int, opt_str
+from magsync.transform.storable import unstorable
+from magsync.transform.values import is_missing, opt_int, opt_str
 
 
 @dataclass

@@ -14,8 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transform.faults import Fault, Stage, shown_value
-from transform.schema import (
+from magsync.transform.faults import Fault, Stage, shown_value
+from magsync.transform.schema import (
     EXTRA_COL,
     KEY_COL,
     KEY_MAX_LENGTH,
@@ -26,7 +26,7 @@ from transform.schema import (
     Entity,
     Kind,
 )
-from transform.values import opt_int, opt_str
+from magsync.transform.values import opt_int, opt_str
 
 # RE2 syntax, as text: Arrow compiles it (a literal NUL would cut a C string short).
 CONTROL = r"[\x00-\x1f\x7f]"

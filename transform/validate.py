@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from transform.errors import ConfigError, MagsyncError
-from transform.faults import Fault, Stage, shown_value
-from transform.integrity import plain, row_faults
-from transform.schema import (
+from magsync.transform.errors import ConfigError, MagsyncError
+from magsync.transform.faults import Fault, Stage, shown_value
+from magsync.transform.integrity import plain, row_faults
+from magsync.transform.schema import (
     EXTRA_COL,
     HASH_COL,
     KEY_COL,

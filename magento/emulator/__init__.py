@@ -11,13 +11,13 @@ customer_group, backed by an in-memory EmulatorStore. It knows nothing of the pi
 README.md in this folder lists every behaviour that no recording covers.
 """
 
-from magento.emulator.faults import ApiFault
-from magento.emulator.handler import ApiUser
-from magento.emulator.loaders import generated_store, load_ce_export, load_data
-from magento.emulator.runner import RunningEmulator, run_emulator, serve
-from magento.emulator.server import FaultInjection, Latency, Stats
-from magento.emulator.store import EmulatorStore
-from magento.emulator.wsdl import WsdlOptions, render_wsdl
+from magsync.magento.emulator.faults import ApiFault
+from magsync.magento.emulator.handler import ApiUser
+from magsync.magento.emulator.loaders import generated_store, load_ce_export, load_data
+from magsync.magento.emulator.runner import RunningEmulator, run_emulator, serve
+from magsync.magento.emulator.server import FaultInjection, Latency, Stats
+from magsync.magento.emulator.store import EmulatorStore
+from magsync.magento.emulator.wsdl import WsdlOptions, render_wsdl
 
 __all__ = [
     "ApiFault",

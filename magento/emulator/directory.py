@@ -12,7 +12,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from magento.emulator.fields import collate
+from magsync.magento.emulator.fields import collate
 
 _RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 

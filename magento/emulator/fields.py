@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from magento.emulator.faults import ApiFault, SaveError
+from magsync.magento.emulator.faults import ApiFault, SaveError
 
 # Attribute order of customer.info (v1_customer_info): customer.list uses the same order and
 # leaves out the nulls. customer_id stands for the entity id.

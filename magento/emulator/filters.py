@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from magento.emulator.faults import ApiFault
-from magento.emulator.fields import (
+from magsync.magento.emulator.faults import ApiFault
+from magsync.magento.emulator.fields import (
     CUSTOMER_FIELDS,
     CUSTOMER_INTS,
     DATE_FIELDS,

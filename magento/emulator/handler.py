@@ -19,12 +19,17 @@ from typing import Any
 
 from lxml import etree
 
-from magento import codec
-from magento.emulator import faults
-from magento.emulator.faults import AddressNotFoundError, ApiFault, CustomerNotFoundError, PhpError
-from magento.emulator.resources import Resources, store_fault
-from magento.emulator.store import EmulatorStore
-from magento.emulator.wire import ResponseWriter, fault_envelope
+from magsync.magento import codec
+from magsync.magento.emulator import faults
+from magsync.magento.emulator.faults import (
+    AddressNotFoundError,
+    ApiFault,
+    CustomerNotFoundError,
+    PhpError,
+)
+from magsync.magento.emulator.resources import Resources, store_fault
+from magsync.magento.emulator.store import EmulatorStore
+from magsync.magento.emulator.wire import ResponseWriter, fault_envelope
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from magento.emulator.fields import GENDER_IDS
-from magento.emulator.store import EmulatorStore
+from magsync.magento.emulator.fields import GENDER_IDS
+from magsync.magento.emulator.store import EmulatorStore
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +73,14 @@ _INT_COLUMNS = frozenset(
 
 def _codes() -> tuple[dict[str, int], dict[str, int]]:
     """Website and store codes (`_website`, `_store`) of the synthetic data set."""
-    from magento.dataset import STORES, WEBSITES
+    from magsync.magento.dataset import STORES, WEBSITES
 
     return {w.code: w.website_id for w in WEBSITES}, {s.code: s.store_id for s in STORES}
 
 
 def generated_store(customers: int, seed: int = 42, **options: Any) -> EmulatorStore:
     """A store holding magento.dataset.iter_customers(customers, seed), with its groups."""
-    from magento.dataset import GROUPS, STORES, iter_customers
+    from magsync.magento.dataset import GROUPS, STORES, iter_customers
 
     stores = {s.store_id: (s.website_id, s.name) for s in STORES}
     store = EmulatorStore(groups=GROUPS, stores=stores, **options)

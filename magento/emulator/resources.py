@@ -11,15 +11,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from magento.emulator.faults import (
+from magsync.magento.emulator.faults import (
     AddressNotFoundError,
     ApiFault,
     CustomerNotFoundError,
     PhpError,
     SaveError,
 )
-from magento.emulator.fields import ADDRESS_FIELDS, CUSTOMER_FIELDS, to_id, to_local_iso
-from magento.emulator.store import EmulatorStore
+from magsync.magento.emulator.fields import ADDRESS_FIELDS, CUSTOMER_FIELDS, to_id, to_local_iso
+from magsync.magento.emulator.store import EmulatorStore
 
 _CUSTOMER_NOT_EXISTS = ("102", "Customer not exists.")
 _ADDRESS_CUSTOMER_NOT_EXISTS = ("101", "Customer not exists.")

@@ -7,8 +7,8 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from magento.emulator.faults import SaveError
-from magento.emulator.fields import php_truthy
+from magsync.magento.emulator.faults import SaveError
+from magsync.magento.emulator.fields import php_truthy
 
 # Store views: store_id -> (website_id, name); created_in is the name of the customer's store.
 DEFAULT_STORES: dict[int, tuple[int, str]] = {

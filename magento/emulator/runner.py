@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from magento.emulator.handler import ApiUser, SessionTable, SoapHandler
-from magento.emulator.loaders import generated_store, load_data
-from magento.emulator.server import EmulatorServer, FaultInjection, Latency, Stats
-from magento.emulator.store import EmulatorStore
-from magento.emulator.v2 import V2Handler, render_v2_wsdl
-from magento.emulator.wsdl import WsdlOptions, render_wsdl
+from magsync.magento.emulator.handler import ApiUser, SessionTable, SoapHandler
+from magsync.magento.emulator.loaders import generated_store, load_data
+from magsync.magento.emulator.server import EmulatorServer, FaultInjection, Latency, Stats
+from magsync.magento.emulator.store import EmulatorStore
+from magsync.magento.emulator.v2 import V2Handler, render_v2_wsdl
+from magsync.magento.emulator.wsdl import WsdlOptions, render_wsdl
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def serve(
     if not api_key:
         raise ValueError("the emulator needs an API key for its API user")
     if data is not None:
-        from magento.dataset import GROUPS, STORES
+        from magsync.magento.dataset import GROUPS, STORES
 
         store = EmulatorStore(
             groups=GROUPS, stores={s.store_id: (s.website_id, s.name) for s in STORES}

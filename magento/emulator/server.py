@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from magento.emulator.handler import SoapHandler
-from magento.emulator.v2 import V2_PATHS, V2Handler
+from magsync.magento.emulator.handler import SoapHandler
+from magsync.magento.emulator.v2 import V2_PATHS, V2Handler
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from magento.emulator.directory import Directory, default_directory
-from magento.emulator.faults import AddressNotFoundError, CustomerNotFoundError, SaveError
-from magento.emulator.fields import (
+from magsync.magento.emulator.directory import Directory, default_directory
+from magsync.magento.emulator.faults import AddressNotFoundError, CustomerNotFoundError, SaveError
+from magsync.magento.emulator.fields import (
     ADDRESS_FIELDS,
     ADDRESS_INTS,
     CUSTOMER_FIELDS,
@@ -30,8 +30,8 @@ from magento.emulator.fields import (
     php_string,
     php_truthy,
 )
-from magento.emulator.filters import compile_filters, id_bounds
-from magento.emulator.rules import (
+from magsync.magento.emulator.filters import compile_filters, id_bounds
+from magsync.magento.emulator.rules import (
     DEFAULT_GROUPS,
     DEFAULT_STORES,
     MIN_PASSWORD,

@@ -20,15 +20,20 @@ from typing import Any
 
 from lxml import etree
 
-from magento import codec
-from magento.emulator import faults
-from magento.emulator.faults import AddressNotFoundError, ApiFault, CustomerNotFoundError, PhpError
-from magento.emulator.fields import to_id
-from magento.emulator.handler import Answer, ApiUser, SessionTable
-from magento.emulator.resources import Resources, store_fault
-from magento.emulator.store import EmulatorStore
-from magento.emulator.wire import escape
-from magento.transport import local_resource
+from magsync.magento import codec
+from magsync.magento.emulator import faults
+from magsync.magento.emulator.faults import (
+    AddressNotFoundError,
+    ApiFault,
+    CustomerNotFoundError,
+    PhpError,
+)
+from magsync.magento.emulator.fields import to_id
+from magsync.magento.emulator.handler import Answer, ApiUser, SessionTable
+from magsync.magento.emulator.resources import Resources, store_fault
+from magsync.magento.emulator.store import EmulatorStore
+from magsync.magento.emulator.wire import escape
+from magsync.magento.transport import local_resource
 
 WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 V2_PATHS = frozenset({"/api/v2_soap", "/api/v2_soap/index", "/index.php/api/v2_soap",

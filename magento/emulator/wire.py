@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from magento.emulator.fields import xml_safe
+from magsync.magento.emulator.fields import xml_safe
 
 ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 ENC_NS = "http://schemas.xmlsoap.org/soap/encoding/"

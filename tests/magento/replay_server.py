@@ -24,7 +24,7 @@ from typing import Any
 
 from lxml import etree
 
-from magento import codec
+from magsync.magento import codec
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 WIRE = FIXTURES / "wire"

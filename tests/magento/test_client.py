@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from magento import codec
-from magento.client import MagentoClient, store_urls, summarize_args
-from magento.errors import (
+from magsync.magento import codec
+from magsync.magento.client import MagentoClient, store_urls, summarize_args
+from magsync.magento.errors import (
     MagentoAuthError,
     MagentoCallFault,
     MagentoError,

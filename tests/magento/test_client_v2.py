@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from magento import codec, v2_codec
-from magento.client_v2 import MagentoV2Client, v2_urls
-from magento.emulator import FaultInjection, RunningEmulator, generated_store, run_emulator
-from magento.errors import MagentoAuthError, MagentoCallFault, MagentoFatalError
+from magsync.magento import codec, v2_codec
+from magsync.magento.client_v2 import MagentoV2Client, v2_urls
+from magsync.magento.emulator import FaultInjection, RunningEmulator, generated_store, run_emulator
+from magsync.magento.errors import MagentoAuthError, MagentoCallFault, MagentoFatalError
 
 WIRE = Path(__file__).resolve().parents[1] / "fixtures" / "wire"
 SID = "0" * 32

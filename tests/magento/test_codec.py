@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from magento import codec
+from magsync.magento import codec
 
 WIRE = Path(__file__).resolve().parents[1] / "fixtures" / "wire"
 RESPONSES = sorted(p.name.removesuffix(".response.xml") for p in WIRE.glob("*.response.xml"))

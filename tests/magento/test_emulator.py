@@ -23,10 +23,10 @@ import pytest
 import requests
 from lxml import etree
 
-from magento import codec
-from magento.csv_export import write_ce_export
-from magento.dataset import iter_customers
-from magento.emulator import (
+from bench.csv_export import write_ce_export
+from magsync.magento import codec
+from magsync.magento.dataset import iter_customers
+from magsync.magento.emulator import (
     ApiFault,
     ApiUser,
     EmulatorStore,
@@ -39,7 +39,7 @@ from magento.emulator import (
     run_emulator,
     serve,
 )
-from magento.emulator.faults import SaveError
+from magsync.magento.emulator.faults import SaveError
 
 WIRE = Path(__file__).resolve().parents[1] / "fixtures" / "wire"
 SETUP_TIME = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)

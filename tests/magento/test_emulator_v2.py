@@ -11,8 +11,8 @@ import pytest
 import requests
 from lxml import etree
 
-from magento import codec
-from magento.emulator import run_emulator
+from magsync.magento import codec
+from magsync.magento.emulator import run_emulator
 from tests.magento.test_emulator import API_KEY, NOW, USERS, recorded_store
 
 WIRE = Path(__file__).resolve().parents[1] / "fixtures" / "wire"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from magento.client import MagentoClient
-from magento.errors import MagentoFatalError
-from magento.transport import classify_response, html_page
+from magsync.magento.client import MagentoClient
+from magsync.magento.errors import MagentoFatalError
+from magsync.magento.transport import classify_response, html_page
 from tests.magento.replay_server import ReplayServer
 
 # A Magento 1 theme's page: XHTML doctype (a DTD to an XML parser), unclosed tags.

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
-from magento.dataset import STORE_CODES, WEBSITE_CODES, Address, Customer
+from magsync.magento.dataset import STORE_CODES, WEBSITE_CODES, Address, Customer
 
 PathLike = str | os.PathLike[str]
 Record = tuple[Customer, list[Address]]
