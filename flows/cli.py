@@ -3,45 +3,36 @@
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import os
 import secrets
 import sys
 import traceback
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from magsync.flows import faults_cmd, migrate_cmd, report_cmd
+from magsync.flows.console import (
+    add_prefect_option,
+    error_output,
+    flow_outcome,
+    hide_target,
+    print_json,
+    print_report,
+    quiet_prefect,
+    setup_logging,
+    untracked,
+)
 from magsync.flows.messages import (
-    ERRORS_LOGGER,
     EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_LOCKED,
     EXIT_OK,
     describe_failure,
     load_checked,
-    quiet_tracebacks,
 )
+from magsync.load.runs import magsync_version
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_LOCKED", "EXIT_OK", "main"]
-
-# Prefect must run offline and quietly; these are read when prefect is imported.
-PREFECT_DEFAULTS = {
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-    "PREFECT_UI_ENABLED": "false",
-}
-
-
-def quiet_prefect() -> None:
-    """Sets Prefect's offline, telemetry-free defaults unless the user set them."""
-    for name, value in PREFECT_DEFAULTS.items():
-        os.environ.setdefault(name, value)
-
 
 def _sync_parser(sub: Any) -> None:
     p = sub.add_parser("sync", help="sync customers, addresses and groups into the target")
@@ -82,13 +73,6 @@ def _sync_parser(sub: Any) -> None:
     add_prefect_option(p)
 
 
-def add_prefect_option(p: argparse.ArgumentParser) -> None:
-    """`--prefect`: a tracked run even when no Prefect API is configured."""
-    p.add_argument("--prefect", action="store_true",
-                   help="run as a Prefect flow run even without a configured Prefect API "
-                        "(PREFECT_API_URL or a profile): on a temporary local server")
-
-
 def _emulator_parser(sub: Any) -> None:
     p = sub.add_parser("emulator", help="serve a Magento-compatible SOAP v1 API on loopback, "
                                         "to try the SOAP source without a store")
@@ -106,18 +90,10 @@ def _emulator_parser(sub: Any) -> None:
     p.add_argument("--log-level", default="INFO")
 
 
-def installed_version() -> str:
-    """The installed magsync version (package metadata)."""
-    try:
-        return version("magsync")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="magsync", description=__doc__, allow_abbrev=False)
-    parser.add_argument("--version", action="version", version=f"magsync {installed_version()}")
+    parser.add_argument("--version", action="version", version=f"magsync {magsync_version()}")
     parser.add_argument("--verbose", action="store_true",
                         help="on an error, print its traceback too")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,37 +138,10 @@ def sync_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _hide_target(url: str | None) -> None:
-    """Moves the target URL into the environment so no password becomes a flow parameter."""
-    if url:
-        os.environ["MAGSYNC_TARGET__URL"] = url
-
-
-def setup_logging(level: str, name: str = "magsync") -> None:
-    """magsync's own log lines (or those of logger `name`) to stderr."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-                                           "%H:%M:%S"))
-    logger = logging.getLogger(name)
-    logger.handlers[:] = [handler]
-    logger.setLevel(level.upper())
-    logger.propagate = False
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # chatty at INFO
-
-
-def error_output(verbose: bool) -> None:
-    """Tracebacks only with --verbose: then expected errors log theirs too (ERRORS_LOGGER);
-    without it, Prefect's console lines lose theirs."""
-    if verbose:
-        logging.getLogger(ERRORS_LOGGER).setLevel(logging.DEBUG)
-    else:
-        quiet_tracebacks()
-
-
 def cmd_sync(args: argparse.Namespace) -> int:
     """Runs the sync (a Prefect flow run when tracked) and prints its report table."""
     quiet_prefect()
-    _hide_target(args.target)
+    hide_target(args.target)
     from magsync.flows.settings import load_settings
     from magsync.flows.sync_steps import MISSING_API_KEY
     from magsync.flows.tracking import NEEDS_API, needs_api, tracked
@@ -227,40 +176,6 @@ def _run_untracked(settings: Any) -> dict[str, Any]:
     return run_steps(settings)
 
 
-def untracked(body: Any, show: Any, verbose: bool, log_level: str) -> int:
-    """Runs `body` (a flow's plain steps) in-process, without Prefect, saying so on
-    stderr; shows the report, also that of a failed run, whose error main() describes."""
-    from magsync.flows.tracking import UNTRACKED_LINE
-    from magsync.transform.errors import MagsyncError
-
-    print(UNTRACKED_LINE, file=sys.stderr, flush=True)
-    error_output(verbose)
-    setup_logging(log_level)
-    try:
-        report = body()
-    except MagsyncError as err:
-        failed = getattr(err, "report", None)
-        if isinstance(failed, dict) and "counts" in failed:
-            show(failed)
-        raise
-    show(report)
-    return EXIT_OK
-
-
-def flow_outcome(state: Any, show: Any, fallback: str) -> int:
-    """The exit code of a finished flow run, after `show`ing its report; an exception the
-    run ended with is raised again for main() to describe."""
-    result = state.result(raise_on_failure=False)
-    if isinstance(result, BaseException):
-        raise result
-    if isinstance(result, dict) and "counts" in result:
-        show(result)
-    if state.is_completed():
-        return EXIT_OK
-    print(f"magsync: {' '.join((state.message or fallback).split())}", file=sys.stderr)
-    return int(result.get("exit_code", EXIT_FAILED)) if isinstance(result, dict) else EXIT_FAILED
-
-
 def cmd_emulator(args: argparse.Namespace) -> int:
     """Serves the SOAP emulator until interrupted."""
     if args.data is not None and not args.data.exists():
@@ -289,25 +204,6 @@ def cmd_emulator(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_CONFIG
     return EXIT_OK
-
-
-def print_json(summary: dict[str, Any]) -> None:
-    """The run's summary as one JSON object, for scripts."""
-    print(json.dumps(summary, ensure_ascii=False))
-
-
-def print_report(summary: dict[str, Any]) -> None:
-    """The short table at the end of a run."""
-    actions = ["created", "updated", "restored", "deleted", "unchanged", "faulted"]
-    print(f"run {summary['run_id']}: {summary['status']}")
-    print(f"{'entity':<10}" + "".join(f"{a:>11}" for a in actions))
-    for entity in ("group", "customer", "address"):
-        counts = summary["counts"].get(entity, {})
-        print(f"{entity:<10}" + "".join(f"{counts.get(a, 0):>11}" for a in actions))
-    for note in summary.get("notes", []):
-        print(f"note: {note}")
-    report_dir = Path(summary["output_dir"]) / "reports" / summary["run_id"]
-    print(f"report: {report_dir}")
 
 
 def run_command(args: argparse.Namespace) -> int:

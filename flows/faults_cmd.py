@@ -24,12 +24,12 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Prints the faults as a table; exit 0 (also when there are none)."""
-    from magsync.flows.cli import EXIT_CONFIG, _hide_target
-    from magsync.flows.messages import load_checked
+    from magsync.flows.console import hide_target
+    from magsync.flows.messages import EXIT_CONFIG, load_checked
     from magsync.flows.settings import load_settings
     from magsync.load.sql_store import SqlTarget
 
-    _hide_target(args.target)
+    hide_target(args.target)
     overrides: dict[str, Any] = {}
     if args.output_dir:
         overrides["output_dir"] = str(args.output_dir.resolve())

@@ -24,7 +24,6 @@ from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from magsync.flows.pipeline import BUNDLED_SUITES, magsync_version, new_run_id
 from magsync.flows.settings import LayeredSettings, Settings, SourceSettings, load_layered
 from magsync.load.guards import FaultBudget, faulted_records, is_warning
 from magsync.load.idmap import IdMap
@@ -37,15 +36,20 @@ from magsync.load.magento_target import (
 )
 from magsync.load.magento_upsert import Hook, Item, Outcome, Upserter
 from magsync.load.regions import REGION_UNKNOWN, RegionResolver, resolve_regions
-from magsync.load.report import RecordsWriter, RunReport, prune_reports
+from magsync.load.report import (
+    RecordsWriter,
+    RunReport,
+    prune_reports,
+)
 from magsync.load.report_page import write_page
+from magsync.load.runs import magsync_version, new_run_id
 from magsync.transform.batch import RawBatch
 from magsync.transform.errors import ConfigError, GuardRefusedError, MagsyncError
 from magsync.transform.faults import Fault, Stage
 from magsync.transform.normalise import clean_strings
 from magsync.transform.prepare import Prepared, prepare
 from magsync.transform.schema import ADDRESS, CUSTOMER, GROUP, KEY_COL, LINE_COL, SOURCE_COL
-from magsync.transform.validate import SuiteValidator
+from magsync.transform.validate import BUNDLED_SUITES, SuiteValidator
 from magsync.transform.values import opt_int, opt_str
 
 log = logging.getLogger("magsync")

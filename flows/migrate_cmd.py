@@ -70,7 +70,7 @@ def add_parsers(sub: Any) -> None:
                         "(default 0.05)")
     p.add_argument("--multicall-size", type=int, help="writes per multiCall (default 50)")
     p.add_argument("--concurrency", type=int, help="multiCalls in flight (default 2)")
-    from magsync.flows.cli import add_prefect_option
+    from magsync.flows.console import add_prefect_option
 
     add_prefect_option(p)
     v = sub.add_parser("verify", help="compare a migration's target with its source; "
@@ -111,7 +111,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Runs `migrate` (through its Prefect flow) or `verify`."""
-    from magsync.flows.cli import error_output, quiet_prefect, setup_logging
+    from magsync.flows.console import error_output, quiet_prefect, setup_logging
 
     quiet_prefect()  # before prefect is imported: its settings are read then
     from magsync.flows.messages import load_checked
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if not tracked(args.prefect):
         if needs_api(settings.source):
             raise ConfigError(NEEDS_API)
-        from magsync.flows.cli import untracked
+        from magsync.flows.console import untracked
         from magsync.flows.migrate import run_migrate
 
         return untracked(lambda: run_migrate(settings, tasks=False), print_table,
@@ -145,7 +145,7 @@ def migrate(given: dict[str, Any], config: str | None) -> int:
     """The migration flow (a tracked run); prints its table."""
     from prefect.states import State
 
-    from magsync.flows.cli import flow_outcome
+    from magsync.flows.console import flow_outcome
     from magsync.flows.migrate import migrate_flow
 
     state: State[Any] = migrate_flow(given, config, return_state=True)  # type: ignore[assignment]
@@ -154,7 +154,7 @@ def migrate(given: dict[str, Any], config: str | None) -> int:
 
 def verify(settings: Any) -> int:
     """Prints each difference, then a summary line; 1 when any."""
-    from magsync.flows.cli import EXIT_OK
+    from magsync.flows.messages import EXIT_OK
     from magsync.flows.verify import run_verify
 
     result = run_verify(settings, lambda diff: print(diff.line(), flush=False))

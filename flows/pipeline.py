@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,6 +24,7 @@ from magsync.load.lock import RunLock
 from magsync.load.parquet_export import RunDelta, refresh_export
 from magsync.load.report import RecordsWriter, RunReport, prune_reports
 from magsync.load.report_page import write_page
+from magsync.load.runs import magsync_version, new_run_id
 from magsync.load.sql_store import SqlTarget, utc_now
 from magsync.load.staging import Staging
 from magsync.transform.codes import StoreCodes
@@ -33,25 +32,14 @@ from magsync.transform.diff import Action, KeyIndex
 from magsync.transform.errors import ConservationError, GuardRefusedError
 from magsync.transform.faults import Fault
 from magsync.transform.schema import LOAD_ORDER, Entity
-from magsync.transform.validate import SuiteValidator, ValidationOutcome, build_data_docs
+from magsync.transform.validate import (
+    BUNDLED_SUITES,
+    SuiteValidator,
+    ValidationOutcome,
+    build_data_docs,
+)
 
 log = logging.getLogger("magsync")
-BUNDLED_SUITES = Path(__file__).resolve().parent.parent / "expectations"
-
-
-def magsync_version() -> str:
-    """The installed magsync version."""
-    try:
-        return version("magsync")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def new_run_id(now: datetime) -> str:
-    """A sortable, unique run id."""
-    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
 @dataclass
 class EntityPlan:
     """What staging found for one entity."""

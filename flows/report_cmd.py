@@ -36,10 +36,10 @@ def add_parsers(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs `runs` or `report`."""
-    from magsync.flows.cli import _hide_target
+    from magsync.flows.console import hide_target
     from magsync.flows.settings import load_settings
 
-    _hide_target(args.target)
+    hide_target(args.target)
     overrides: dict[str, Any] = {}
     if args.output_dir:
         overrides["output_dir"] = str(args.output_dir.resolve())
@@ -113,7 +113,8 @@ def list_runs(target_url: str, source: str, reports: Path, limit: int) -> int:
 
 def show_report(target_url: str, source: str, reports: Path, args: argparse.Namespace) -> int:
     """Prints one run's summary (or its JSON), or opens its page in a browser."""
-    from magsync.flows.cli import EXIT_CONFIG, EXIT_FAILED, print_report
+    from magsync.flows.console import print_report
+    from magsync.flows.messages import EXIT_CONFIG, EXIT_FAILED
 
     folder = reports / args.run
     if Path(args.run).name != args.run or args.run in ("", ".", ".."):

@@ -43,6 +43,7 @@ UTF8_BOM = b"\xef\xbb\xbf"
 FORMULA_START = r"^[=+\-@\t\r]"  # OWASP: cells starting so are formulas to a spreadsheet
 
 
+
 class RecordsWriter:
     """Writes report records as they are produced, each batch as its own small Parquet
     part (complete on disk at once, so a killed run's partial report survives); `close`

@@ -34,8 +34,10 @@ def imported(tree: ast.AST, modules: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+            # `from pkg import submodule` imports the submodule; `from mod import name`, mod.
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.add(sub if sub in modules else node.module)
         stack.extend(ast.iter_child_nodes(node))
     return {name for name in found if name in modules}
 
@@ -83,6 +85,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_reader_sees_the_imports() -> None:
     graph = import_graph()
     assert "magsync.transform.schema" in graph["magsync.flows.pipeline"]
+    assert "magsync.magento.emulator.faults" in graph["magsync.magento.emulator.handler"]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 

@@ -38,7 +38,8 @@ def test_wheel_holds_only_magsync_and_runs_from_it(tmp_path: Path) -> None:
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = tmp_path.glob("magsync-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert {n.split("/")[0] for n in names} == {"magsync", wheel.name.split("-py")[0] + ".dist-info"}
+    dist_info = wheel.name.split("-py")[0] + ".dist-info"
+    assert {n.split("/")[0] for n in names} == {"magsync", dist_info}
     assert not [n for n in names if "csv_export" in n or "/tests/" in n]
     for data in ("magsync/expectations/customer.json", "magsync/load/migrations/script.py.mako",
                  "magsync/magento/resources/v2.wsdl.xml"):
@@ -51,7 +52,7 @@ def test_wheel_holds_only_magsync_and_runs_from_it(tmp_path: Path) -> None:
         "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)]\n"
         f"sys.path.insert(0, {str(unpacked)!r})\n"
         "import magsync.flows.cli\n"
-        "from magsync.flows.pipeline import BUNDLED_SUITES\n"
+        "from magsync.transform.validate import BUNDLED_SUITES\n"
         "from magsync.load.sql_store import MIGRATIONS\n"
         "assert magsync.flows.cli.__file__.startswith(sys.path[0]), magsync.flows.cli.__file__\n"
         "assert (BUNDLED_SUITES / 'customer.json').is_file(), BUNDLED_SUITES\n"

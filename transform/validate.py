@@ -41,6 +41,9 @@ from magsync.transform.schema import (
     Kind,
 )
 
+# The suites shipped with magsync (expectations/, installed as magsync/expectations).
+BUNDLED_SUITES = Path(__file__).resolve().parent.parent / "expectations"
+
 if TYPE_CHECKING:  # Great Expectations takes 2-3 s to import: only when rows need it
     import great_expectations as gx
     from great_expectations.core.expectation_validation_result import (
