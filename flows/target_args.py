@@ -8,6 +8,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from magsync.flows.secret_url import SecretUrl
+
 if TYPE_CHECKING:
     from magsync.flows.settings import Settings
 
@@ -25,8 +27,6 @@ def target_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given by --output-dir, --source-name and --target (only those given).
     The URL becomes a SecretUrl: it reaches the settings (and a flow run's parameters)
     with its password masked wherever it is shown, and never goes through os.environ."""
-    from magsync.flows.secret_url import SecretUrl
-
     out: dict[str, Any] = {}
     if args.output_dir is not None:
         out["output_dir"] = str(args.output_dir.resolve())
