@@ -67,7 +67,7 @@ def html_page(body: bytes) -> bool:
 
 def local_resource(name: str) -> bytes:
     """Return a schema shipped in magento/resources."""
-    return resources.files("magento").joinpath("resources", name).read_bytes()
+    return resources.files("magsync.magento.resources").joinpath(name).read_bytes()
 
 
 def origin(url: str) -> str:
