@@ -39,12 +39,6 @@ def add_prefect_option(p: argparse.ArgumentParser) -> None:
 
 
 
-def hide_target(url: str | None) -> None:
-    """Moves the target URL into the environment so no password becomes a flow parameter."""
-    if url:
-        os.environ["MAGSYNC_TARGET__URL"] = url
-
-
 def setup_logging(level: str, name: str = "magsync") -> None:
     """magsync's own log lines (or those of logger `name`) to stderr."""
     handler = logging.StreamHandler(sys.stderr)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
+
+from magsync.flows.messages import EXIT_CONFIG
+from magsync.flows.target_args import add_target_options, target_settings
 
 COLUMNS = ("run_id", "entity", "record_key", "rule", "column_name", "value", "source_line",
            "message")
@@ -16,33 +18,23 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("faults", help="list faulted records kept in the target")
     p.add_argument("--run", help="only the faults of this run (cleared ones included)")
     p.add_argument("--all", action="store_true", help="include faults already cleared")
-    p.add_argument("--target", help="SQLAlchemy URL of the target")
-    p.add_argument("--output-dir", type=Path)
-    p.add_argument("--source-name")
-    p.add_argument("--config", type=Path)
+    add_target_options(p)
 
 
 def run(args: argparse.Namespace) -> int:
     """Prints the faults as a table; exit 0 (also when there are none)."""
-    from magsync.flows.console import hide_target
-    from magsync.flows.messages import EXIT_CONFIG, load_checked
-    from magsync.flows.settings import load_settings
     from magsync.load.sql_store import SqlTarget
 
-    hide_target(args.target)
-    overrides: dict[str, Any] = {}
-    if args.output_dir:
-        overrides["output_dir"] = str(args.output_dir.resolve())
-    if args.source_name:
-        overrides["source"] = {"name": args.source_name}
     # Errors (settings, an unreachable target) reach main(): one line, exit 2.
-    settings = load_checked(load_settings, args.config, **overrides)
+    settings = target_settings(args)
     target = SqlTarget(settings.target_url, source=settings.source.name)
-    if not target.is_initialised():
-        print(f"magsync: no magsync tables in {target.describe()}", file=sys.stderr)
-        return EXIT_CONFIG
-    rows = target.list_faults(run_id=args.run, include_cleared=args.all or bool(args.run))
-    target.dispose()
+    try:
+        if not target.is_initialised():
+            print(f"magsync: no magsync tables in {target.describe()}", file=sys.stderr)
+            return EXIT_CONFIG
+        rows = target.list_faults(run_id=args.run, include_cleared=args.all or bool(args.run))
+    finally:
+        target.dispose()
     print_table(rows)
     return 0
 

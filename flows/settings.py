@@ -14,6 +14,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from magsync.flows.secret_url import SecretUrl
+
 CONFIG_FILE = Path("magsync.toml")
 TAB_NAMES = {"tab": "\t", "\\t": "\t"}  # a tab is hard to type on a command line
 
@@ -73,7 +75,7 @@ class SourceSettings(BaseModel):
 class TargetSettings(BaseModel):
     """Where records go."""
 
-    url: str | None = None  # default: SQLite under output_dir
+    url: SecretUrl | None = None  # default: SQLite under output_dir; its password masked
     store_secrets: bool = False
     wait_lock_s: float = 0.0
 
@@ -141,7 +143,8 @@ class Settings(LayeredSettings):
     @property
     def target_url(self) -> str:
         """The target URL, defaulting to a SQLite file under output_dir."""
-        return self.target.url or f"sqlite:///{self.output_dir / 'magsync.sqlite'}"
+        url = self.target.url.get_secret_value() if self.target.url else None
+        return url or f"sqlite:///{self.output_dir / 'magsync.sqlite'}"
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from the layers, with `overrides` (CLI arguments) on top."""

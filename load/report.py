@@ -224,17 +224,6 @@ class RunReport:
         tmp.replace(path)
         return path
 
-    def table(self) -> str:
-        """The short table the CLI prints at the end."""
-        actions = ["created", "updated", "restored", "deleted", "unchanged", "faulted"]
-        lines = [f"{'entity':<10}" + "".join(f"{a:>11}" for a in actions)]
-        for entity in ("group", "customer", "address"):
-            counts = self.counts.get(entity, Counter())
-            lines.append(f"{entity:<10}" + "".join(f"{counts[a]:>11}" for a in actions))
-        lines += [f"not provided by the source ({entity}): {', '.join(columns)}"
-                  for entity, columns in self.not_provided.items()]
-        return "\n".join(lines)
-
 
 def prune_reports(reports_dir: Path, keep_days: int, *, now: datetime | None = None) -> int:
     """Removes report folders older than `keep_days`; returns how many went."""

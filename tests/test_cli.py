@@ -38,14 +38,23 @@ def test_sample_run_then_rerun_unchanged(untracked: PrefectServer, tmp_path: Pat
     assert first.returncode == 0, first.stderr[-3000:]
     assert "customer" in first.stdout and "report:" in first.stdout
     summary = json.loads(next((out / "reports").glob("*/summary.json")).read_text())
-    counts = summary["counts"]["customer"]
-    assert counts["created"] + counts["faulted"] == 1000
-    assert counts["faulted"] == 4  # the planted ones (data/sample/README.md), lines below
+    # data/sample/README.md: 7 groups, 1000 customers, 1879 addresses; exactly 4 planted
+    # customer faults, and the 10 addresses that go with them fault too.
+    assert summary["counts"] == {"group": {"created": 7},
+                                 "customer": {"created": 996, "faulted": 4},
+                                 "address": {"created": 1869, "faulted": 10}}
     records = next((out / "reports").glob("*/records.csv"))
     with records.open(encoding="utf-8-sig", newline="") as fh:
-        lines = {int(r["source_line"]) for r in csv.DictReader(fh)
-                 if r["entity"] == "customer" and r["action"] == "faulted"}
-    assert lines == {29, 60, 97, 159}
+        faulted = {(r["entity"], int(r["source_line"]), r["rule"])
+                   for r in csv.DictReader(fh) if r["action"] == "faulted"}
+    assert {f for f in faulted if f[0] == "customer"} == {
+        ("customer", 29, "bad_date"), ("customer", 60, "bad_timestamp"),
+        ("customer", 97, "unknown_gender"), ("customer", 159, "field_count")}
+    # An address faults with its customer's planted fault, or as the orphan it leaves.
+    assert {f for f in faulted if f[0] == "address"} == {
+        ("address", 159, "field_count"), ("address", 161, "orphan_address"),
+        ("address", 162, "orphan_address"),
+        *(("address", line, "customer_faulted") for line in (29, 60, 61, 62, 97, 99, 100))}
     second = magsync(untracked, "sync", "--source", "csv", "--input", "data/sample",
                      "--full", "--output-dir", str(out))
     assert second.returncode == 0, second.stderr[-3000:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import UTC, datetime
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from magsync.flows.console import print_report
+from magsync.flows.secret_url import SecretUrl
 from magsync.flows.settings import load_settings
 from magsync.load.report import RunReport, prune_reports
 from magsync.load.sql_store import masked_url
@@ -36,19 +39,57 @@ def test_target_password_is_masked() -> None:
     assert "s3cret" not in masked and "etl" in masked
 
 
-def test_report_summary_and_table(tmp_path: Path) -> None:
+@pytest.mark.parametrize("given", ["cli", "env"])
+def test_target_url_password_shows_nowhere_but_where_it_connects(
+        given: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.encoders import jsonable_encoder  # how Prefect records flow parameters
+
+    url = "postgresql+psycopg://etl:s3cret@db.example:5432/warehouse"
+    masked = "postgresql+psycopg://etl:***@db.example:5432/warehouse"
+    overrides: dict[str, object] = {}
+    if given == "env":
+        monkeypatch.setenv("MAGSYNC_TARGET__URL", url)
+    else:
+        overrides = {"target": {"url": SecretUrl(url)}}
+    settings = load_settings(**overrides)
+    assert settings.target_url == url  # what SqlTarget connects with
+    assert str(settings.target.url) == masked
+    assert masked in repr(settings) and "s3cret" not in repr(settings)
+    assert json.loads(settings.model_dump_json())["target"]["url"] == masked
+    assert "s3cret" not in str(settings.model_dump())
+    assert jsonable_encoder(overrides or {"target": {"url": settings.target.url}}) == {
+        "target": {"url": masked}}
+    assert str(SecretUrl("not a url: s3cret")) == "**********"
+
+
+def test_report_summary_and_the_table_the_cli_prints(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = RunReport(run_id="r1", source="default", input="x.csv", target="sqlite:///t",
                        version="0.1.0", mode="full", dry_run=False,
-                       started_at=datetime(2026, 1, 1, tzinfo=UTC))
+                       started_at=datetime(2026, 1, 1, tzinfo=UTC), output_dir=str(tmp_path))
     report.count("customer", "created", 3)
     report.count("customer", "faulted")
+    report.count("address", "updated", 2)
+    report.notes.append("address: vat_id not provided by the source: kept as stored")
     with report.timed("stage"):
         pass
     path = report.write_summary(tmp_path)
-    text = path.read_text()
-    assert '"created": 3' in text and '"stage"' in text
+    summary = json.loads(path.read_text())
+    assert summary["counts"] == {"customer": {"created": 3, "faulted": 1},
+                                 "address": {"updated": 2}}
+    assert "stage" in summary["timings_s"]
     assert report.faulted == 1
-    assert "customer" in report.table()
+    print_report(summary)  # what `magsync sync` and `magsync report` print
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "run r1: running"
+    assert lines[1].split() == ["entity", "created", "updated", "restored", "deleted",
+                                "unchanged", "faulted"]
+    assert [line.split() for line in lines[2:5]] == [
+        ["group", "0", "0", "0", "0", "0", "0"],
+        ["customer", "3", "0", "0", "0", "0", "1"],
+        ["address", "0", "2", "0", "0", "0", "0"]]
+    assert lines[5:] == ["note: address: vat_id not provided by the source: kept as stored",
+                         f"report: {tmp_path / 'reports' / 'r1'}"]
 
 
 def test_old_reports_are_pruned(tmp_path: Path) -> None:

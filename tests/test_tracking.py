@@ -62,6 +62,17 @@ def test_untracked_run_starts_no_server(tmp_path: Path) -> None:
     assert not (home / "prefect.db").exists()
 
 
+@pytest.mark.parametrize("args", [["--help"], ["sync", "--help"], ["runs", "--help"]])
+def test_help_loads_nothing_heavy(tmp_path: Path, args: list[str]) -> None:
+    probe = tmp_path / "probe.json"
+    run = watched(quiet_env(tmp_path / "home"), probe, *args)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "usage: magsync" in run.stdout
+    heavy = ("prefect", "pandas", "pyarrow", "sqlalchemy", "great_expectations", "zeep")
+    assert [m for m in json.loads(probe.read_text())["modules"]
+            if m.split(".")[0] in heavy] == []
+
+
 def flow_runs(server: PrefectServer, out: Path) -> list[dict[str, Any]]:
     """The server's flow runs of `out` (by their output_dir parameter) with task runs."""
     script = f"""
