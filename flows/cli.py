@@ -70,6 +70,7 @@ def _sync_parser(sub: Any) -> None:
     p.add_argument("--config", type=Path, help="TOML settings file (default ./magsync.toml)")
     p.add_argument("--log-level", default=None)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress line on the terminal")
     add_prefect_option(p)
 
 
@@ -122,6 +123,7 @@ def sync_overrides(args: argparse.Namespace) -> dict[str, Any]:
            "hard_delete": args.hard_delete, "allow_mass_delete": args.allow_mass_delete,
            "max_fault_ratio": args.max_fault_ratio, "batch_size": args.batch_size,
            "log_level": args.log_level, "revalidate": args.revalidate,
+           "progress": False if args.quiet else None,
            "expectations_dir": str(args.expectations_dir.resolve())
            if args.expectations_dir else None}
     out: dict[str, Any] = {k: v for k, v in top.items() if v is not None}
