@@ -27,7 +27,7 @@ from magsync.transform.faults import REDACTED
 COUNT_ACTIONS = ("created", "updated", "restored", "deleted", "unchanged", "faulted")
 EXAMPLE_KEYS = 3
 VALUE_CHARS = 80
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~-])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#|<>~])")
 
 
 def md(text: Any) -> str:
