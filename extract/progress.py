@@ -211,7 +211,8 @@ def duration(seconds: float) -> str:
 
 def render(snap: Snapshot, width: int = 0) -> str:
     """One progress line: rows per entity, then bytes, share, rate and time left (CSV) or
-    pages and customers a second (SOAP); cut to `width` characters when given."""
+    pages and customers a second (SOAP); cut to fit a terminal `width` wide when given
+    (one column spare: a full line would wrap on some terminals)."""
     parts = [f"{entity} {n:,}" for entity, n in snap.rows.items()]
     if snap.bytes_read is not None:
         read = size(snap.bytes_read)
@@ -230,7 +231,7 @@ def render(snap: Snapshot, width: int = 0) -> str:
         if rate:
             parts.append(f"{rate:,.0f} customers/s")
     line = "reading: " + "  ".join(parts)
-    return line[: width - 1] + "…" if 0 < width < len(line) else line
+    return line[: width - 2] + "…" if 0 < width <= len(line) else line
 
 
 class TerminalLine:
