@@ -165,3 +165,32 @@ def test_quiet_is_an_option(command: str) -> None:
 
     args = build_parser().parse_args([command, "--quiet"])
     assert args.quiet is True
+
+
+def test_tracked_migration_publishes_its_report(prefect_harness: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from magsync.flows.migrate import migrate_flow
+    from magsync.magento.emulator import run_emulator
+    from tests.test_migrate import KEY, dataset, empty_store, write_export
+
+    monkeypatch.setenv("MAGSYNC_TARGET__API_KEY", KEY)
+    src = write_export(tmp_path / "src", dataset(12))
+    out = tmp_path / "out"
+    with run_emulator(empty_store(), users={"etl": KEY}) as target:
+        overrides = {"source": {"kind": "csv", "input": str(src)}, "output_dir": str(out),
+                     "target": {"url": target.url, "api_user": "etl"}, "progress": False}
+        state = migrate_flow(overrides, return_state=True)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    with get_client(sync_client=True) as client:
+        found = {a.type: a for a in client.read_artifacts(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))}
+    assert set(found) == {"markdown", "table", "progress"}
+    assert found["markdown"].key == "magsync-migrate-default-summary"
+    expected = {e: {a: n for a, n in c.items() if n} for e, c in summary["counts"].items()}
+    assert markdown_counts(str(found["markdown"].data)) == expected
+    assert expected["customer"]["skipped"] == 1  # migrate's own actions get columns too
+    assert found["progress"].data == 100
