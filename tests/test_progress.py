@@ -206,3 +206,20 @@ def test_no_progress_line_without_a_terminal(untracked: PrefectServer,
     assert done.returncode == 0, done.stderr[-3000:]
     assert "reading: " not in done.stderr + done.stdout
     assert "\r" not in done.stderr and "\x1b" not in done.stderr
+
+
+def test_soap_pages_and_customers_are_metered() -> None:
+    from magsync.magento.emulator import run_emulator
+    from tests.test_soap_sync import KEY, simple_store, source_for
+
+    with run_emulator(simple_store(list(range(1, 36))), users={"etl": KEY}) as emu:
+        source = source_for(emu.url)  # windows of 10 ids: 4 full pages, then empty probes
+        seen: list[Snapshot] = []
+        meter = meter_for(source)
+        list(metered(source, meter, seen.append))
+    pages = [s.pages or 0 for s in seen]
+    assert pages == sorted(pages) and pages[-1] >= 4
+    assert meter.snapshot().pages == source.requests["customer.list"]  # the probes after
+    assert seen[-1].rows["customer"] == 35 and seen[-1].rows["address"] == 35
+    assert seen[-1].bytes_read is None and seen[-1].fraction is None
+    assert f"{seen[-1].pages} pages" in render(seen[-1])
