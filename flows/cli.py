@@ -33,6 +33,7 @@ from magsync.flows.messages import (
 from magsync.load.runs import magsync_version
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_LOCKED", "EXIT_OK", "main"]
+VERBOSE_HELP = "on an error, print its traceback too; show Prefect's INFO lines"
 
 def _sync_parser(sub: Any) -> None:
     p = sub.add_parser("sync", help="sync customers, addresses and groups into the target")
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="magsync", description=__doc__, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"magsync {magsync_version()}")
     parser.add_argument("--verbose", action="store_true",
-                        help="on an error, print its traceback too")
+                        help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     _sync_parser(sub)
     _emulator_parser(sub)
@@ -108,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         subparser.allow_abbrev = False
         # Also accepted after the subcommand; SUPPRESS keeps a top-level --verbose.
         subparser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
-                               help="on an error, print its traceback too")
+                               help=VERBOSE_HELP)
     return parser
 
 
