@@ -4,9 +4,11 @@ batches pass through untouched."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 from magsync.extract.progress import Snapshot, TerminalLine, meter_for, metered
@@ -19,6 +21,37 @@ def terminal(stream: TextIO, enabled: bool) -> TerminalLine | None:
     if not enabled or not stream.isatty():
         return None
     return TerminalLine(stream, width=shutil.get_terminal_size((80, 24)).columns)
+
+
+class _ClearFirst(logging.Filter):
+    """Erases the progress line before a log line is written over it (redrawn later)."""
+
+    def __init__(self, line: TerminalLine) -> None:
+        super().__init__()
+        self.line = line
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Never drops a record: only clears the line first."""
+        self.line.clear()
+        return True
+
+
+@contextmanager
+def logs_clear(line: TerminalLine | None) -> Iterator[None]:
+    """While reading, magsync's and Prefect's console handlers (on the `magsync` and the
+    root logger) erase the progress line before they write."""
+    if line is None:
+        yield
+        return
+    handlers = logging.getLogger("magsync").handlers + logging.getLogger().handlers
+    clear = _ClearFirst(line)
+    for handler in handlers:
+        handler.addFilter(clear)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(clear)
 
 
 def watched(source: Iterable[RawBatch], *, run_id: str, command: str, source_name: str,
@@ -38,7 +71,8 @@ def watched(source: Iterable[RawBatch], *, run_id: str, command: str, source_nam
             artifact.update(snap)
 
     try:
-        yield from metered(source, meter_for(source), show)
+        with logs_clear(line):
+            yield from metered(source, meter_for(source), show)
     finally:
         if line is not None:
             line.clear()

@@ -223,3 +223,25 @@ def test_soap_pages_and_customers_are_metered() -> None:
     assert seen[-1].rows["customer"] == 35 and seen[-1].rows["address"] == 35
     assert seen[-1].bytes_read is None and seen[-1].fraction is None
     assert f"{seen[-1].pages} pages" in render(seen[-1])
+
+
+def test_a_log_line_erases_the_progress_line_first() -> None:
+    import logging
+
+    from magsync.flows.watch import logs_clear
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    logger = logging.getLogger("magsync")
+    logger.addHandler(handler)
+    try:
+        line = TerminalLine(out, width=80, interval=0)
+        with logs_clear(line):
+            line.show(Snapshot(1, {"customer": 1}))
+            logger.warning("something happened")
+            line.show(Snapshot(1, {"customer": 2}))
+        logger.warning("after reading")
+    finally:
+        logger.removeHandler(handler)
+    assert out.getvalue() == ("\rreading: customer 1\x1b[K" + CLEAR + "something happened\n"
+                              "\rreading: customer 2\x1b[K" "after reading\n")
