@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from magsync.extract.progress import counted
 from magsync.transform.errors import SourceFatalError
 
 Opener = Callable[[], BinaryIO]  # opens a fresh binary stream of the file's UTF-8 bytes
@@ -75,13 +76,18 @@ class CsvFile:
         """True when the bytes are not UTF-8 and go through a decoder."""
         return self.encoding not in ("utf-8", "utf-8-sig")
 
-    def open(self) -> BinaryIO:
-        """A fresh binary stream of the file's bytes as UTF-8 (a UTF-8 BOM may remain)."""
+    def open(self, on_read: Callable[[int], None] | None = None) -> BinaryIO:
+        """A fresh binary stream of the file's bytes as UTF-8 (a UTF-8 BOM may remain);
+        `on_read` (progress) hears how many bytes of the file, compressed ones for gzip,
+        were taken so far."""
         if not self.gzipped and not self.transcoded:
-            return self.path.open("rb")
+            if on_read is None:
+                return self.path.open("rb")
+            return counted(self.path, on_read)  # type: ignore[return-value]
         # Returned open: the caller's `with` closes it (through _Utf8Stream.close).
         raw: io.BufferedIOBase = (gzip.open(self.path, "rb")  # noqa: SIM115
-                                   if self.gzipped else self.path.open("rb"))
+                                   if self.gzipped else self.path.open("rb")) \
+            if on_read is None else counted(self.path, on_read, gzipped=self.gzipped)
         if self.transcoded:
             raw.read(len(self.bom))
         stream = _Utf8Stream(raw, self.encoding if self.transcoded else None, self.path)

@@ -24,6 +24,7 @@ from magsync.extract.csv_formats import (
 )
 from magsync.extract.csv_open import CsvFile, inspect
 from magsync.extract.csv_reader import CsvRecordReader, RawChunk, read_header
+from magsync.extract.progress import ByteTally
 from magsync.transform.batch import CUST_EMAIL_COL, CUST_WEBSITE_COL, RawBatch
 from magsync.transform.errors import SourceFatalError
 from magsync.transform.faults import Fault, Stage
@@ -123,6 +124,7 @@ class CsvSource:
         self.block_bytes = block_bytes
         self.website_codes = dict(website_codes)
         self.has_groups = any(f is Format.CANONICAL_GROUPS for _, f in self.files)
+        self.bytes = ByteTally(f.path for f, _ in self.files)  # read so far, for progress
 
     def cursors(self) -> dict[str, str]:
         """New cursor values per entity: CSV exports carry none."""
@@ -136,7 +138,8 @@ class CsvSource:
         for file, fmt in self.files:
             reader = _Tally(CsvRecordReader(
                 file.path, entity=ENTITY_OF[fmt].name, batch_size=self.batch_size,
-                block_bytes=self.block_bytes, opener=file.open, delimiter=file.delimiter))
+                block_bytes=self.block_bytes, opener=self.bytes.opener(file),
+                delimiter=file.delimiter))
             if fmt is Format.CE_ONE_FILE:
                 yield from CeAssembler(reader.header, self.website_codes,
                                        file).batches(reader)

@@ -107,6 +107,11 @@ class SoapSource:
         """Whether this run reads changed customers only (a cursor exists, not full)."""
         return not self.options.full and self.options.cursor is not None
 
+    @property
+    def pages(self) -> int:
+        """Customer list pages fetched so far (progress)."""
+        return self.requests["customerCustomerList" if self.typed else "customer.list"]
+
     def describe(self) -> str:
         """The SOAP endpoint (never credentials)."""
         return self.endpoint

@@ -26,6 +26,8 @@ from magsync.flows.messages import (
 from magsync.flows.sync_args import overrides as sync_overrides
 from magsync.load.runs import magsync_version
 
+VERBOSE_HELP = "on an error, print its traceback too; show Prefect's INFO lines"
+
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_LOCKED", "EXIT_OK", "build_parser", "main",
            "sync_overrides"]
 
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="magsync", description=__doc__, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"magsync {magsync_version()}")
     parser.add_argument("--verbose", action="store_true",
-                        help="on an error, print its traceback too")
+                        help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     sync_args.add_parser(sub)
     emulator_cmd.add_parser(sub)
@@ -48,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         subparser.allow_abbrev = False
         # Also accepted after the subcommand; SUPPRESS keeps a top-level --verbose.
         subparser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
-                               help="on an error, print its traceback too")
+                               help=VERBOSE_HELP)
     return parser
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from magsync.flows.messages import ERRORS_LOGGER, EXIT_FAILED, EXIT_OK, quiet_tracebacks
+from magsync.flows.prefect_console import prefect_info_off
 
 # Prefect must run offline and quietly; these are read when prefect is imported.
 PREFECT_DEFAULTS = {
@@ -58,6 +59,7 @@ def error_output(verbose: bool) -> None:
         logging.getLogger(ERRORS_LOGGER).setLevel(logging.DEBUG)
     else:
         quiet_tracebacks()
+        prefect_info_off()  # Prefect's INFO lines only with --verbose
 
 
 

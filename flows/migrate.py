@@ -24,7 +24,9 @@ from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from magsync.flows.artifacts import publish_run
 from magsync.flows.settings import LayeredSettings, Settings, SourceSettings, load_layered
+from magsync.flows.watch import watched
 from magsync.load.guards import FaultBudget, faulted_records, is_warning
 from magsync.load.idmap import IdMap
 from magsync.load.magento_target import (
@@ -102,6 +104,7 @@ class MigrateSettings(LayeredSettings):
     website_codes: dict[str, int] = {"admin": 0, "base": 1}
     expectations_dir: Path | None = None
     log_level: str = "INFO"
+    progress: bool = True  # the reading progress line on a terminal; --quiet: off
 
     @field_validator("output_dir")
     @classmethod
@@ -316,7 +319,8 @@ def open_migration(settings: MigrateSettings, target: MagentoTarget, source_desc
 
 def migrate_batches(m: Migration, batches: Iterable[RawBatch]) -> None:
     """Reads, checks and writes every source batch."""
-    for raw in batches:
+    for raw in watched(batches, run_id=m.run_id, command="migrate",  # progress: terminal, UI
+                       source_name=m.settings.source.name, progress=m.settings.progress):
         with m.report.timed("read"):  # normalise, de-duplicate, validate
             batch = read_batch(raw, m.idmap, m.validator, m.settings.gender_labels)
         entity = batch.prepared.entity
@@ -449,8 +453,9 @@ def migrate_flow(overrides: dict[str, Any] | None = None,
         return Failed(message=f"invalid settings: {where}: {first.get('msg')}",
                       data={"exit_code": ConfigError.exit_code})
     try:
-        return run_migrate(settings)
+        return publish_run(run_migrate(settings), "migrate")  # artifacts, then the report
     except MagsyncError as err:
         report = dict(getattr(err, "report", None) or {})
         report["exit_code"] = err.exit_code
+        publish_run(report, "migrate")  # artifacts: counts and report link, faults
         return Failed(message=str(err), data=report)

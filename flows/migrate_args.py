@@ -70,6 +70,7 @@ def add_parsers(sub: Any) -> None:
                         "(default 0.05)")
     p.add_argument("--multicall-size", type=int, help="writes per multiCall (default 50)")
     p.add_argument("--concurrency", type=int, help="multiCalls in flight (default 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress line on the terminal")
     add_prefect_option(p)
     v = sub.add_parser("verify", help="compare a migration's target with its source; "
                                       "exit 1 on any difference")
@@ -98,7 +99,8 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
                  "allow_mass_delete": getattr(args, "allow_mass_delete", None),
                  "dry_run": getattr(args, "dry_run", None),
                  "same_group_ids": args.same_group_ids,
-                 "max_fault_ratio": getattr(args, "max_fault_ratio", None)})
+                 "max_fault_ratio": getattr(args, "max_fault_ratio", None),
+                 "progress": False if getattr(args, "quiet", False) else None})
     for name in ("website", "store", "group"):
         pairs = getattr(args, f"{name}_map")
         if pairs:

@@ -134,6 +134,7 @@ class Settings(LayeredSettings):
     revalidate: bool = False
     validation: bool = True  # off only to measure what validation costs (bench)
     log_level: str = "INFO"
+    progress: bool = True  # the reading progress line on a terminal; --quiet: off
 
     @field_validator("output_dir")
     @classmethod

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
 from magsync.flows import pipeline
+from magsync.flows.artifacts import publish_run
 from magsync.flows.settings import Settings
 from magsync.flows.sync_steps import (  # noqa: F401  (build_source: flows/migrate.py imports it here)
     MISSING_API_KEY,
@@ -45,4 +46,5 @@ def sync_flow(overrides: dict[str, Any] | None = None,
     flow run in a Failed state carrying the report and an exit code, without a traceback.
     """
     report, error = sync_outcome(overrides, config_file, TASKS)
+    publish_run(report, "sync")  # artifacts: counts and report link, faults, progress 100
     return report if error is None else Failed(message=error, data=report)

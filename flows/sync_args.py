@@ -44,6 +44,7 @@ def add_parser(sub: Any) -> None:
                    help="wait this long for another run's lock on the target (default: 0)")
     p.add_argument("--log-level", default=None)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress line on the terminal")
     add_prefect_option(p)
 
 
@@ -68,4 +69,5 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         "full": args.full, "dry_run": args.dry_run, "hard_delete": args.hard_delete,
         "allow_mass_delete": args.allow_mass_delete, "max_fault_ratio": args.max_fault_ratio,
         "batch_size": args.batch_size, "log_level": args.log_level,
-        "revalidate": args.revalidate, "expectations_dir": path(args.expectations_dir)})}
+        "revalidate": args.revalidate, "expectations_dir": path(args.expectations_dir),
+        "progress": False if args.quiet else None})}

@@ -21,6 +21,7 @@ from magsync.flows import pipeline
 from magsync.flows.messages import ERRORS_LOGGER, settings_error
 from magsync.flows.settings import Settings, SourceSettings, load_settings
 from magsync.flows.stage import stage_all
+from magsync.flows.watch import watched
 from magsync.load.sql_store import SqlTarget
 from magsync.transform.errors import ConfigError, GuardRefusedError, MagsyncError
 from magsync.transform.schema import CUSTOMER
@@ -32,7 +33,9 @@ MISSING_API_KEY = ("no SOAP API key: set MAGSYNC_SOURCE__API_KEY (or name a Pref
 
 def stage_step(run: pipeline.Run, source: Source) -> None:
     """Extract, normalise, diff and stage every batch."""
-    stage_all(run, source, has_groups=source.has_groups)
+    batches = watched(source, run_id=run.run_id, command="sync",  # progress: terminal, UI
+                      source_name=run.settings.source.name, progress=run.settings.progress)
+    stage_all(run, batches, has_groups=source.has_groups)
     run.cursors.update(source.cursors())
 
 
