@@ -66,7 +66,7 @@ class MigrateSettings(RunSettings):
     def options(self, target: MagentoTarget) -> migration.MigrationOptions:
         """What the migration's steps take from these settings."""
         return migration.MigrationOptions(
-            self.output_dir, self.state_file, f"{self.source.name} -> {target.describe()}",
+            self.output_dir, self.state_file, migration.id_map_scope(self.source.name, target),
             self.source.name, self.dry_run, self.on_existing, self.max_fault_ratio,
             self.expectations_dir, self.gender_labels)
 

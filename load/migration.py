@@ -79,6 +79,11 @@ def open_target(t: TargetConfig) -> MagentoTarget:
     return MagentoTarget(client, multicall_size=t.multicall_size, concurrency=t.concurrency)
 
 
+def id_map_scope(source_name: str, target: MagentoTarget) -> str:
+    """The id map's scope: which source into which target."""
+    return f"{source_name} -> {target.describe()}"
+
+
 # --- reading a batch ---------------------------------------------------------------------
 
 
