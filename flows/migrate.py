@@ -112,12 +112,7 @@ def run_migrate(settings: MigrateSettings, hook: Hook | None = None, *,
             keyless = migrate(m, source)
             if settings.delete_missing:
                 delete(m, keyless, settings.max_delete_ratio, settings.allow_mass_delete)
-            if settings.dry_run:
-                m.report.notes.append(
-                    f"dry run: {m.out.budget.faulted} record(s) of {m.out.budget.records} "
-                    "faulted while reading, validating and mapping; the store's answers "
-                    "(its own faults) are unknown until a real run")
-            m.out.budget.at_end()
+            migration.check_end(m)
         except MagsyncError as err:
             status = "refused" if isinstance(err, GuardRefusedError) else "failed"
             err.report = migration.finish(m, status, str(err), keep).to_dict()

@@ -283,6 +283,17 @@ def delete_missing(m: Migration, keyless: Mapping[str, int], max_ratio: float,
         m.out.record(m.upserter.delete_missing(max_ratio, allow_mass))
 
 
+def check_end(m: Migration) -> None:
+    """Fails a run that ended over its fault ratio; a dry run notes what it cannot know."""
+    budget = m.out.budget
+    if m.options.dry_run:
+        m.report.notes.append(
+            f"dry run: {budget.faulted} record(s) of {budget.records} faulted while "
+            "reading, validating and mapping; the store's answers (its own faults) are "
+            "unknown until a real run")
+    budget.at_end()
+
+
 def finish(m: Migration, status: str, error: str | None, keep_reports_days: int
            ) -> RunReport:
     """Closes the report and the id map."""
