@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -27,13 +27,11 @@ import numpy as np
 import pandas as pd
 
 from magsync.magento.errors import (
-    MagentoAuthError,
     MagentoCallFault,
-    MagentoError,
     MagentoFatalError,
-    MagentoRetriableError,
-    MagentoSessionExpired,
+    Translation,
 )
+from magsync.magento.errors import translated as translated_as
 from magsync.transform.batch import RawBatch
 from magsync.transform.errors import ConfigError, SourceFatalError, SourceRetriableError
 from magsync.transform.faults import Fault, Stage
@@ -359,18 +357,18 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
         yield list(items[start:start + size])
 
 
-@contextmanager
-def translated() -> Iterator[None]:
-    """Magento client errors as magsync's, by what the caller should do (one line each)."""
-    try:
-        yield
-    except MagentoAuthError as err:
-        raise ConfigError(str(err)) from err
-    except MagentoCallFault as err:
-        if err.resource in ("customer.list", "customerCustomerList") and err.code == 101:
-            raise ConfigError(f"{err} (a filter this store does not accept)") from err
-        raise SourceFatalError(str(err)) from err
-    except (MagentoRetriableError, MagentoSessionExpired) as err:
-        raise SourceRetriableError(f"{err} (retries exhausted)") from err
-    except MagentoError as err:  # MagentoFatalError and anything else the client raises
-        raise SourceFatalError(str(err)) from err
+def _source_call_fault(err: MagentoCallFault) -> Exception:
+    if err.resource in ("customer.list", "customerCustomerList") and err.code == 101:
+        return ConfigError(f"{err} (a filter this store does not accept)")
+    return SourceFatalError(str(err))
+
+
+SOURCE_ERRORS = Translation(config=ConfigError, fatal=SourceFatalError,
+                            retriable=SourceRetriableError,
+                            retriable_note=" (retries exhausted)",
+                            call_fault=_source_call_fault)
+
+
+def translated() -> AbstractContextManager[None]:
+    """Magento client errors as a source's, by what the caller should do (one line each)."""
+    return translated_as(SOURCE_ERRORS)

@@ -109,20 +109,13 @@ def load_layered(cls: type[T], config_file: Path | None, **overrides: Any) -> T:
     return from_file(**overrides)  # type: ignore[no-any-return]
 
 
-class Settings(LayeredSettings):
-    """Every knob of a run, typed."""
-
-    model_config = SettingsConfigDict(env_prefix="MAGSYNC_", env_nested_delimiter="__",
-                                      toml_file=CONFIG_FILE, extra="forbid")
+class RunSettings(LayeredSettings):
+    """The knobs a sync and a migration share: the source, the output and the checks."""
 
     source: SourceSettings = SourceSettings()
-    target: TargetSettings = TargetSettings()
     output_dir: Path = Path("data/out")
-    batch_size: int = Field(50_000, ge=1)
     csv_block_bytes: int = Field(8 << 20, ge=64)
-    full: bool = False
     dry_run: bool = False
-    hard_delete: bool = False
     allow_mass_delete: bool = False
     max_delete_ratio: float = Field(0.10, ge=0, le=1)
     max_fault_ratio: float = Field(0.05, ge=0, le=1)
@@ -130,9 +123,6 @@ class Settings(LayeredSettings):
     gender_labels: dict[str, int] = {"Male": 1, "Female": 2}
     website_codes: dict[str, int] = {"admin": 0, "base": 1}
     expectations_dir: Path | None = None
-    validation_chunk_rows: int = Field(100_000, ge=1)  # bounds the buffer's memory (bench)
-    revalidate: bool = False
-    validation: bool = True  # off only to measure what validation costs (bench)
     log_level: str = "INFO"
     progress: bool = True  # the reading progress line on a terminal; --quiet: off
 
@@ -140,6 +130,21 @@ class Settings(LayeredSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+
+class Settings(RunSettings):
+    """Every knob of a run, typed."""
+
+    model_config = SettingsConfigDict(env_prefix="MAGSYNC_", env_nested_delimiter="__",
+                                      toml_file=CONFIG_FILE, extra="forbid")
+
+    target: TargetSettings = TargetSettings()
+    batch_size: int = Field(50_000, ge=1)
+    full: bool = False
+    hard_delete: bool = False
+    validation_chunk_rows: int = Field(100_000, ge=1)  # bounds the buffer's memory (bench)
+    revalidate: bool = False
+    validation: bool = True  # off only to measure what validation costs (bench)
 
     @property
     def target_url(self) -> str:

@@ -53,17 +53,14 @@ PLAIN = Steps()
 
 
 def build_source(settings: Settings) -> Source:
-    """The configured source."""
-    if settings.source.kind == "soap":
-        return soap_source(settings)
-    if settings.source.kind != "csv":
-        raise ConfigError(f"source {settings.source.kind!r} is not available in this build")
-    if settings.source.input is None:
-        raise ConfigError("--input is required for a CSV source")
-    return CsvSource(settings.source.input, batch_size=settings.batch_size,
-                     website_codes=settings.website_codes,
-                     block_bytes=settings.csv_block_bytes,
-                     encoding=settings.source.encoding, delimiter=settings.source.delimiter)
+    """The configured source (extract/sources.py), with this store's saved cursor."""
+    from magsync.extract import sources
+
+    read = sources.ReadOptions(settings.batch_size, settings.csv_block_bytes,
+                               settings.website_codes, settings.full)
+    return sources.build_source(settings.source, read,
+                                api_key=lambda: _api_key(settings.source),
+                                cursor=lambda: saved_cursor(settings))
 
 
 def _api_key(source: SourceSettings) -> str:

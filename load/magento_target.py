@@ -17,20 +17,15 @@ import json
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from magsync.magento.errors import (
-    MagentoAuthError,
-    MagentoCallFault,
-    MagentoError,
-    MagentoRetriableError,
-    MagentoSessionExpired,
-)
+from magsync.magento.errors import MagentoCallFault, Translation
+from magsync.magento.errors import translated as translated_as
 from magsync.transform.errors import ConfigError, MagsyncError
 from magsync.transform.schema import ADDRESS, CUSTOMER, Entity, Kind
 from magsync.transform.values import is_missing
@@ -331,20 +326,14 @@ class TargetUnavailableError(MagsyncError):
     """The target kept failing in transit (timeouts, dropped connections, HTTP 5xx)."""
 
 
-@contextmanager
-def translated() -> Iterator[None]:
+TARGET_ERRORS = Translation(config=ConfigError, fatal=TargetFatalError,
+                            retriable=TargetUnavailableError, prefix="target: ")
+
+
+def translated() -> AbstractContextManager[None]:
     """Client errors as magsync's: auth -> ConfigError, passing failures ->
     TargetUnavailableError, the rest -> TargetFatalError; per-call faults pass through."""
-    try:
-        yield
-    except MagentoAuthError as err:
-        raise ConfigError(f"target: {err}") from err
-    except MagentoCallFault:
-        raise
-    except (MagentoRetriableError, MagentoSessionExpired) as err:
-        raise TargetUnavailableError(f"target: {err}") from err
-    except MagentoError as err:
-        raise TargetFatalError(f"target: {err}") from err
+    return translated_as(TARGET_ERRORS)
 
 
 def _rows(result: Any, resource: str) -> list[dict[str, Any]]:

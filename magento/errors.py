@@ -9,13 +9,16 @@
   per-resource codes). Raised by ``call`` and returned inline by ``multi_call``.
 
 ``fault_error`` maps a store fault to one of these; ``summarize_args`` describes call
-arguments without personal values. Messages are one line, name the resource, and never
-carry the API key or a session id.
+arguments without personal values; ``translated`` turns these into the caller's own
+exceptions (a source's, a target's), the one place that does. Messages are one line,
+name the resource, and never carry the API key or a session id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -146,3 +149,39 @@ def summarize_args(args: Sequence[Any] | None) -> str:
         else:
             out.append(repr(value if not isinstance(value, str) else value[:40]))
     return ", ".join(out)
+
+
+def _passes_through(_fault: MagentoCallFault) -> Exception | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Translation:
+    """What each group of client errors becomes for one caller (each takes a message)."""
+
+    config: Callable[[str], Exception]  # login refused: fix the settings
+    fatal: Callable[[str], Exception]  # refused for good
+    retriable: Callable[[str], Exception]  # passing failures, retries exhausted
+    prefix: str = ""  # names the side in every message, e.g. "target: "
+    retriable_note: str = ""  # appended to a passing failure's message
+    # A per-call fault's exception; None lets the fault pass through as data.
+    call_fault: Callable[[MagentoCallFault], Exception | None] = _passes_through
+
+
+@contextmanager
+def translated(to: Translation) -> Iterator[None]:
+    """Client errors as the caller's exceptions, by what the caller should do (one line
+    each): auth -> config, passing failures -> retriable, the rest -> fatal."""
+    try:
+        yield
+    except MagentoAuthError as err:
+        raise to.config(f"{to.prefix}{err}") from err
+    except MagentoCallFault as err:
+        mapped = to.call_fault(err)
+        if mapped is None:
+            raise
+        raise mapped from err
+    except (MagentoRetriableError, MagentoSessionExpired) as err:
+        raise to.retriable(f"{to.prefix}{err}{to.retriable_note}") from err
+    except MagentoError as err:  # MagentoFatalError and anything else the client raises
+        raise to.fatal(f"{to.prefix}{err}") from err
