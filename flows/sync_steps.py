@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,8 @@ from magsync.extract.soap_source import SoapOptions, SoapSource
 from magsync.flows import pipeline
 from magsync.flows.messages import ERRORS_LOGGER, settings_error
 from magsync.flows.settings import Settings, SourceSettings, load_settings
-from magsync.flows.stage import stage_all
 from magsync.load.sql_store import SqlTarget
+from magsync.load.sync_state import Staged
 from magsync.transform.errors import ConfigError, GuardRefusedError, MagsyncError
 from magsync.transform.schema import CUSTOMER
 
@@ -30,20 +30,20 @@ MISSING_API_KEY = ("no SOAP API key: set MAGSYNC_SOURCE__API_KEY (or name a Pref
                    "block in source.api_key_block)")
 
 
-def stage_step(run: pipeline.Run, source: Source) -> None:
-    """Extract, normalise, diff and stage every batch."""
-    stage_all(run, source, has_groups=source.has_groups)
-    run.cursors.update(source.cursors())
+def stage_step(run: pipeline.Run, source: Source) -> Staged:
+    """Extract, normalise, diff and stage every batch; plan the deletes."""
+    staged = pipeline.stage(run, source, has_groups=source.has_groups)
+    return replace(staged, cursors=source.cursors())
 
 
 @dataclass(frozen=True)
 class Steps:
     """The four steps of a sync: plain functions, or Prefect tasks wrapping them."""
 
-    stage: Callable[[pipeline.Run, Source], Any] = stage_step
-    guards: Callable[[pipeline.Run], Any] = pipeline.check_guards
-    merge: Callable[[pipeline.Run], Any] = pipeline.merge
-    export: Callable[[pipeline.Run], Any] = pipeline.export
+    stage: Callable[[pipeline.Run, Source], Staged] = stage_step
+    guards: Callable[[pipeline.Run, Staged], Any] = pipeline.check_guards
+    merge: Callable[[pipeline.Run, Staged], Any] = pipeline.merge
+    export: Callable[[pipeline.Run, Staged], Any] = pipeline.export
 
 
 PLAIN = Steps()
@@ -148,11 +148,11 @@ def run_steps(settings: Settings, steps: Steps = PLAIN) -> dict[str, Any]:
         run.report.notes.extend(source.notes)
         source.notes = run.report.notes
     try:
-        steps.stage(run, source)
-        steps.guards(run)
+        staged = steps.stage(run, source)
+        steps.guards(run, staged)
         if not settings.dry_run:
-            steps.merge(run)
-            steps.export(run)
+            steps.merge(run, staged)
+            steps.export(run, staged)
     except GuardRefusedError as err:
         err.report = pipeline.finish(run, "refused", str(err)).to_dict()
         raise
