@@ -7,7 +7,6 @@ Prefect API configured) runs them from here and never imports Prefect.
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from magsync.extract.soap_source import SoapOptions, SoapSource
 from magsync.flows import pipeline
 from magsync.flows.messages import ERRORS_LOGGER, settings_error
 from magsync.flows.settings import Settings, SourceSettings, load_settings
+from magsync.load.run_context import check_output_dir
 from magsync.load.sql_store import SqlTarget
 from magsync.load.sync_state import Staged
 from magsync.transform.errors import ConfigError, GuardRefusedError, MagsyncError
@@ -124,18 +124,6 @@ def saved_cursor(settings: Settings) -> str | None:
         return target.cursor(CUSTOMER)
     finally:
         target.dispose()
-
-
-def check_output_dir(folder: Path) -> None:
-    """Creates the output folder and proves it writable: one ConfigError (exit 2) when it
-    is not, before the run opens anything."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder, prefix=".magsync-probe-"):
-            pass
-    except OSError as err:
-        raise ConfigError(f"output folder {folder} is not writable: "
-                          f"{err.strerror or type(err).__name__}") from None
 
 
 def run_steps(settings: Settings, steps: Steps = PLAIN) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,7 @@ from magsync.load.lock import RunLock
 from magsync.load.report import RecordsWriter, RunReport
 from magsync.load.sql_store import SqlTarget
 from magsync.load.staging import Staging
+from magsync.transform.errors import ConfigError
 from magsync.transform.validate import ValidationOutcome
 
 Checkpoint = Callable[[str], None]
@@ -75,3 +77,15 @@ def record_finished(ctx: RunContext, started: datetime, status: str) -> None:
     with ctx.target.begin() as conn:
         ctx.target.record_run(conn, ctx.run_id, status, started.replace(tzinfo=None),
                               finished.replace(tzinfo=None), report.to_dict())
+
+
+def check_output_dir(folder: Path) -> None:
+    """Creates the output folder and proves it writable: one ConfigError (exit 2) when it
+    is not, before the run opens anything."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".magsync-probe-"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"output folder {folder} is not writable: "
+                          f"{err.strerror or type(err).__name__}") from None
