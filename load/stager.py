@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from magsync.load.run_context import RunContext
-from magsync.load.sync_state import DeleteDetection, Staged, StageState
+from magsync.load.sync_state import DeleteDetection, Staged, StageState, delete_detection
 from magsync.load.unprovided import keep_stored
 from magsync.transform.batch import RawBatch
 from magsync.transform.codes import StoreCodes
@@ -89,24 +89,22 @@ def plan_deletes(ctx: RunContext, staged: Staged, *, full: bool) -> Staged:
     plans = dict(staged.plans)
     for entity in LOAD_ORDER:
         plan = plans[entity.name]
-        if plan.derived:
+        detection = delete_detection(plan, full=full)
+        if detection is DeleteDetection.DERIVED:
             ctx.report.notes.append(f"{entity.name}: no delete detection (derived from "
                                     "references, not a full list)")
-            plans[entity.name] = replace(plan, detection=DeleteDetection.DERIVED)
-            continue
-        if plan.keyless_faults:
+        elif detection is DeleteDetection.KEYLESS_FAULTS:
             ctx.report.notes.append(
                 f"{entity.name}: delete detection skipped: {plan.keyless_faults} faulted "
                 "record(s) without a key might be stored ones")
-            plans[entity.name] = replace(plan, detection=DeleteDetection.KEYLESS_FAULTS)
-            continue
-        ctx.checkpoint("delete-detection")
-        deletes = plan.index.absent()
-        plans[entity.name] = replace(plan, detection=DeleteDetection.DETECTED,
-                                     deletes=tuple(deletes))
-        ctx.report.count(entity.name, Action.DELETED.value, len(deletes))
-        ctx.records.write({"entity": entity.name, "key": deletes,
-                           "action": Action.DELETED.value})
+        deletes: list[str] = []
+        if detection is DeleteDetection.DETECTED:
+            ctx.checkpoint("delete-detection")
+            deletes = plan.index.absent()
+            ctx.report.count(entity.name, Action.DELETED.value, len(deletes))
+            ctx.records.write({"entity": entity.name, "key": deletes,
+                               "action": Action.DELETED.value})
+        plans[entity.name] = replace(plan, detection=detection, deletes=tuple(deletes))
     return replace(staged, plans=plans)
 
 

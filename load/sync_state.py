@@ -36,6 +36,18 @@ class EntityPlan:
     deletes: tuple[str, ...] = ()
 
 
+def delete_detection(plan: EntityPlan, *, full: bool) -> DeleteDetection:
+    """Whether the stored keys a run did not receive are deletes: only for a full list,
+    and only when every record the run could not read had a key."""
+    if not full:
+        return DeleteDetection.NOT_FULL
+    if plan.derived:
+        return DeleteDetection.DERIVED
+    if plan.keyless_faults:
+        return DeleteDetection.KEYLESS_FAULTS
+    return DeleteDetection.DETECTED
+
+
 @dataclass(frozen=True)
 class Staged:
     """A staged run: what the steps after staging need."""
