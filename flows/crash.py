@@ -35,3 +35,10 @@ def crash_point(name: str) -> None:
     """Dies here, like `kill -9`, when the crash test asked for this point."""
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def checkpoint(name: str) -> None:
+    """The hook the steps below flows/ call at named points: a pause or a crash when a
+    test asked for this point, nothing otherwise."""
+    pause_point(name)
+    crash_point(name)

@@ -7,9 +7,8 @@ Prefect API configured) runs them from here and never imports Prefect.
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,10 @@ from magsync.extract.soap_source import SoapOptions, SoapSource
 from magsync.flows import pipeline
 from magsync.flows.messages import ERRORS_LOGGER, settings_error
 from magsync.flows.settings import Settings, SourceSettings, load_settings
-from magsync.flows.stage import stage_all
 from magsync.flows.watch import watched
+from magsync.load.run_context import check_output_dir
 from magsync.load.sql_store import SqlTarget
+from magsync.load.sync_state import Staged
 from magsync.transform.errors import ConfigError, GuardRefusedError, MagsyncError
 from magsync.transform.schema import CUSTOMER
 
@@ -31,22 +31,22 @@ MISSING_API_KEY = ("no SOAP API key: set MAGSYNC_SOURCE__API_KEY (or name a Pref
                    "block in source.api_key_block)")
 
 
-def stage_step(run: pipeline.Run, source: Source) -> None:
-    """Extract, normalise, diff and stage every batch."""
-    batches = watched(source, run_id=run.run_id, command="sync",  # progress: terminal, UI
+def stage_step(run: pipeline.Run, source: Source) -> Staged:
+    """Extract, normalise, diff and stage every batch; plan the deletes."""
+    batches = watched(source, run_id=run.context.run_id, command="sync",  # progress
                       source_name=run.settings.source.name, progress=run.settings.progress)
-    stage_all(run, batches, has_groups=source.has_groups)
-    run.cursors.update(source.cursors())
+    staged = pipeline.stage(run, batches, has_groups=source.has_groups)
+    return replace(staged, cursors=source.cursors())
 
 
 @dataclass(frozen=True)
 class Steps:
     """The four steps of a sync: plain functions, or Prefect tasks wrapping them."""
 
-    stage: Callable[[pipeline.Run, Source], Any] = stage_step
-    guards: Callable[[pipeline.Run], Any] = pipeline.check_guards
-    merge: Callable[[pipeline.Run], Any] = pipeline.merge
-    export: Callable[[pipeline.Run], Any] = pipeline.export
+    stage: Callable[[pipeline.Run, Source], Staged] = stage_step
+    guards: Callable[[pipeline.Run, Staged], Any] = pipeline.check_guards
+    merge: Callable[[pipeline.Run, Staged], Any] = pipeline.merge
+    export: Callable[[pipeline.Run, Staged], Any] = pipeline.export
 
 
 PLAIN = Steps()
@@ -126,18 +126,6 @@ def saved_cursor(settings: Settings) -> str | None:
         target.dispose()
 
 
-def check_output_dir(folder: Path) -> None:
-    """Creates the output folder and proves it writable: one ConfigError (exit 2) when it
-    is not, before the run opens anything."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder, prefix=".magsync-probe-"):
-            pass
-    except OSError as err:
-        raise ConfigError(f"output folder {folder} is not writable: "
-                          f"{err.strerror or type(err).__name__}") from None
-
-
 def run_steps(settings: Settings, steps: Steps = PLAIN) -> dict[str, Any]:
     """One sync, step by step; returns the report as a dict. Raises MagsyncError with the
     report attached (`err.report`) when the run is refused or fails."""
@@ -148,11 +136,11 @@ def run_steps(settings: Settings, steps: Steps = PLAIN) -> dict[str, Any]:
         run.report.notes.extend(source.notes)
         source.notes = run.report.notes
     try:
-        steps.stage(run, source)
-        steps.guards(run)
+        staged = steps.stage(run, source)
+        steps.guards(run, staged)
         if not settings.dry_run:
-            steps.merge(run)
-            steps.export(run)
+            steps.merge(run, staged)
+            steps.export(run, staged)
     except GuardRefusedError as err:
         err.report = pipeline.finish(run, "refused", str(err)).to_dict()
         raise

@@ -1,7 +1,10 @@
-"""The fault ratio of a migration: checked before each batch's writes and at the end.
+"""The guards that refuse a run before it writes: records conservation, the fault ratio,
+the delete ratio. A sync checks them all once its input is staged; a migration checks the
+delete ratio before deleting and its fault ratio as it goes (`FaultBudget`).
 
-Faults found while reading, validating and mapping a batch are known before anything of
-it is written, so the run stops at the first batch whose faults push the ratio over the
+A migration's fault ratio is checked before each batch's writes and at the end. Faults
+found while reading, validating and mapping a batch are known before anything of it is
+written, so the run stops at the first batch whose faults push the ratio over the
 limit. The store's own faults arrive with its answers: they are counted as they come,
 and a run that ends over the limit fails. Warnings (a rule in WARNING_RULES) do not count.
 """
@@ -12,7 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from magsync.load.regions import REGION_UNKNOWN
-from magsync.transform.errors import GuardRefusedError, MagsyncError
+from magsync.load.report import RunReport
+from magsync.transform.errors import ConservationError, GuardRefusedError, MagsyncError
 from magsync.transform.faults import Fault
 
 WARNING_RULES = frozenset({REGION_UNKNOWN})
@@ -77,3 +81,35 @@ class FaultBudget:
         """Fails a run that ended over the limit."""
         if self._over():
             raise FaultRatioError(f"{self._text()}: see the report's faults")
+
+
+def check_delete_ratio(deletes: int, total: int, max_ratio: float, *, allow_mass: bool,
+                       what: str, unwritten: str, entity: str | None = None) -> None:
+    """Refuses deleting more than `max_ratio` of `total` records (unless `allow_mass`):
+    the one delete guard of syncs and migrations. `what` names the records, `unwritten`
+    what the refusal spared ("written", "deleted")."""
+    if allow_mass or not total or deletes / total <= max_ratio:
+        return
+    raise GuardRefusedError(
+        f"{f'{entity}: ' if entity else ''}{deletes} of {total} {what} would be deleted "
+        f"({deletes / total:.1%} > {max_ratio:.0%}); rerun with --allow-mass-delete if that "
+        f"is intended: nothing was {unwritten}")
+
+
+def check_conservation(report: RunReport) -> None:
+    """Fails the run, before any write, unless every record read is accounted for once."""
+    problems = report.unbalanced()
+    report.conservation = "; ".join(problems) if problems else "ok"
+    if problems:
+        raise ConservationError("records read and records accounted for differ: "
+                                + "; ".join(problems))
+
+
+def check_fault_ratio(report: RunReport, max_ratio: float) -> None:
+    """Refuses a staged run whose faulted records exceed `max_ratio` of those read."""
+    total = sum(sum(c.values()) - c["deleted"] for c in report.counts.values())
+    faulted = report.faulted
+    if total and faulted / total > max_ratio:
+        raise GuardRefusedError(
+            f"fault ratio {faulted / total:.1%} ({faulted} of {total} records) exceeds "
+            f"max_fault_ratio {max_ratio:.1%}: nothing was written")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from magsync.load.guards import check_delete_ratio
 from magsync.load.idmap import DONE, PENDING, Entry, IdMap
 from magsync.load.magento_target import (
     MagentoTarget,
@@ -45,7 +46,6 @@ from magsync.load.migration_plan import (
     with_parents,
 )
 from magsync.magento.errors import MagentoCallFault
-from magsync.transform.errors import GuardRefusedError
 from magsync.transform.faults import Fault
 from magsync.transform.schema import ADDRESS, CUSTOMER, Entity
 
@@ -136,11 +136,8 @@ class Upserter:
         """Deletes what this migration wrote and the source no longer has."""
         customers = self.idmap.unseen(CUSTOMER.name)
         total = self.idmap.count(CUSTOMER.name)
-        if total and not allow_mass and len(customers) / total > max_ratio:
-            raise GuardRefusedError(
-                f"{len(customers)} of {total} migrated customers would be deleted "
-                f"({len(customers) / total:.1%} > {max_ratio:.0%}); rerun with "
-                "--allow-mass-delete if that is intended: nothing was deleted")
+        check_delete_ratio(len(customers), total, max_ratio, allow_mass=allow_mass,
+                           what="migrated customers", unwritten="deleted")
         out = Outcome()
         self._execute(CUSTOMER, self._deletes(customers), out)
         deleted = self.deleted

@@ -90,12 +90,22 @@ def test_rerun_unchanged_and_restore(tmp_path: Path) -> None:
 
 def test_hard_delete_removes_rows(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    sync(export_v1(tmp_path / "v1.csv"), out, full=True)
-    sync(export_v2(tmp_path / "v2.csv"), out, full=True, hard_delete=True,
-         allow_mass_delete=True)
-    with db(out) as conn:
-        assert conn.execute("SELECT count(*) FROM customers WHERE email = 'c7@example.com'"
+    state, first = sync(export_v1(tmp_path / "v1.csv"), out, full=True)
+    assert state.is_completed(), state.message
+    assert first["counts"]["customer"] == {"created": 20}
+    state, second = sync(export_v2(tmp_path / "v2.csv"), out, full=True, hard_delete=True,
+                         allow_mass_delete=True)
+    assert state.is_completed(), state.message
+    assert second["counts"]["customer"]["deleted"] == 2
+    assert second["counts"]["address"]["deleted"] == 2
+    with db(out) as conn:  # the rows are gone, not marked: no soft-deleted row is left
+        emails = {e for (e,) in conn.execute("SELECT email FROM customers")}
+        assert len(emails) == 19 and {"c1@example.com", "c21@example.com"} <= emails
+        assert not emails & {"c7@example.com", "c8@example.com"}
+        assert conn.execute("SELECT count(*) FROM customers WHERE deleted_at IS NOT NULL"
                             ).fetchone() == (0,)
+        assert conn.execute("SELECT count(*), count(deleted_at) FROM customer_addresses"
+                            ).fetchone() == (26, 0)
 
 
 def test_stored_customer_whose_row_now_fails_stays_unchanged(tmp_path: Path) -> None:

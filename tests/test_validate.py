@@ -157,16 +157,6 @@ def test_bounds_are_inclusive_and_nulls_pass(validator: SuiteValidator) -> None:
     assert outcome.result is None
 
 
-def test_duplicate_record_keys_fault_every_copy(validator: SuiteValidator) -> None:
-    df = customers({KEY_COL: "[1]"})
-    outcome = validator.validate(CUSTOMER, df)
-    assert summary(outcome) == {
-        ("unique_key", KEY_COL, "[1]", 2),
-        ("unique_key", KEY_COL, "[1]", 5),
-    }
-    assert outcome.good.tolist() == [False, True, True, False]
-
-
 def test_a_row_failing_two_rules_is_one_bad_row_with_two_faults(
     validator: SuiteValidator,
 ) -> None:
@@ -194,7 +184,6 @@ def test_results_map_back_by_index_label(validator: SuiteValidator) -> None:
         ({"country_id": "de"}, "country_code", "country_id", "de"),
         ({"postcode": None}, "postcode_required", "postcode", None),
         ({"telephone": None}, "telephone_required", "telephone", None),
-        ({KEY_COL: "[1]"}, "unique_key", KEY_COL, "[1]"),
     ],
 )
 def test_each_address_rule_faults_its_row(
@@ -205,9 +194,8 @@ def test_each_address_rule_faults_its_row(
     ]
     df = frame(ADDRESS, [*rows, {**GOOD_ADDRESS, KEY_COL: "[9]", **bad}])
     outcome = validator.validate(ADDRESS, df)
-    lines = {3, 4} if rule == "unique_key" else {4}
     assert {(f.rule, f.column, f.value) for f in outcome.faults} == {(rule, column, value)}
-    assert {f.source_line for f in outcome.faults} == lines
+    assert {f.source_line for f in outcome.faults} == {4}
 
 
 def groups(derived: list[bool]) -> pd.DataFrame:

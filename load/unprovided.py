@@ -10,32 +10,32 @@ a note), never per record.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pandas as pd
 
+from magsync.load.report import RunReport
+from magsync.load.sql_store import SqlTarget
 from magsync.transform.batch import RawBatch
+from magsync.transform.diff import KeyIndex
 from magsync.transform.keys import row_hashes
 from magsync.transform.prepare import Prepared
 from magsync.transform.schema import EXTRA_COL, HASH_COL, KEY_COL, PANDAS_DTYPES, Kind
 
-if TYPE_CHECKING:
-    from magsync.flows.pipeline import Run
 
-
-def keep_stored(run: Run, raw: RawBatch, prepared: Prepared) -> Prepared:
-    """`prepared` with its unprovided columns taken from the target, hashes recomputed."""
+def keep_stored(target: SqlTarget, index: KeyIndex, report: RunReport, raw: RawBatch,
+                prepared: Prepared) -> Prepared:
+    """`prepared` with its unprovided columns taken from the target, hashes recomputed
+    (`index`: the entity's stored keys)."""
     entity = prepared.entity
     columns = sorted(c for c in raw.unprovided if entity.has(c) or c == EXTRA_COL)
     if not columns:
         return prepared
-    _say_once(run, entity.name, columns, bool(run.plans[entity.name].index.active_count))
+    _say_once(report, entity.name, columns, bool(index.active_count))
     frame = prepared.frame
     if frame.empty:
         return prepared
     keys = frame[KEY_COL]
-    known = run.plans[entity.name].index.positions(keys) >= 0  # only stored keys: a query
-    stored = run.target.fetch_rows(entity, keys[known].tolist(), with_secrets=True) if (
+    known = index.positions(keys) >= 0  # only stored keys: a query
+    stored = target.fetch_rows(entity, keys[known].tolist(), with_secrets=True) if (
         known.any()) else None  # a first load asks nothing
     aligned = (stored if stored is not None else pd.DataFrame()).reindex(keys.to_numpy())
     for name in columns:
@@ -50,8 +50,7 @@ def keep_stored(run: Run, raw: RawBatch, prepared: Prepared) -> Prepared:
     return prepared
 
 
-def _say_once(run: Run, entity: str, columns: list[str], stored: bool) -> None:
-    report = run.report
+def _say_once(report: RunReport, entity: str, columns: list[str], stored: bool) -> None:
     if entity in report.not_provided:
         return
     report.not_provided[entity] = columns

@@ -1,0 +1,110 @@
+"""Applies a staged sync to the target, then to the exports.
+
+Deletes first, then the staged upserts (each batch in its own transaction), then in one
+transaction the faults, the cursors (advanced only with the data they describe) and the
+clearing of earlier faults this run supersedes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+from sqlalchemy.engine import Connection
+
+from magsync.load.parquet_export import RunDelta, refresh_export
+from magsync.load.run_context import RunContext
+from magsync.load.sql_store import utc_now
+from magsync.load.sync_state import Staged
+from magsync.transform.faults import Fault
+from magsync.transform.schema import LOAD_ORDER, Entity
+
+
+def merge(ctx: RunContext, staged: Staged, *, hard_delete: bool, full: bool) -> None:
+    """Applies deletes, then staged upserts, then faults, cursors and cleared faults."""
+    now = utc_now()
+    target = ctx.target
+    with ctx.report.timed("merge"):
+        with target.begin() as conn:
+            for entity in LOAD_ORDER:
+                deletes = staged.plans[entity.name].deletes
+                if deletes:
+                    target.delete(conn, entity, deletes, ctx.run_id, now, hard=hard_delete)
+        for entity in LOAD_ORDER:
+            merge_entity(ctx, entity, now)
+        ctx.checkpoint("after-commit")
+        with target.begin() as conn:
+            target.write_faults(conn, staged.faults, ctx.run_id, now)
+            for entity in LOAD_ORDER:  # advanced only with the data they describe
+                if entity.name in staged.cursors:
+                    target.save_state(conn, entity, staged.cursors[entity.name], ctx.run_id,
+                                      now)
+            corrected, again = clear_superseded_faults(ctx, staged, conn, full=full)
+            if corrected:
+                ctx.report.notes.append(f"{corrected} earlier fault(s) cleared by corrected "
+                                        "records")
+            if again:
+                ctx.report.notes.append(f"{again} earlier fault(s) superseded: their records "
+                                        "faulted again in this run")
+
+
+def merge_entity(ctx: RunContext, entity: Entity, now: datetime) -> None:
+    """Upserts the staged parts: into a populated table a transaction per part (a rerun
+    carries on); into an empty SQLite table one bulk transaction (a rerun starts over)."""
+    target = ctx.target
+    parts = ctx.staging.parts(entity)
+    if target.can_bulk_load(entity):
+        target.bulk_load(entity, parts, ctx.staging.root / f"{entity.name}-merge.sqlite",
+                         ctx.run_id, now,
+                         before_commit=partial(ctx.checkpoint, "merge-transaction"))
+        return
+    for part in parts:
+        with target.begin() as conn:
+            target.upsert(conn, entity, part, ctx.run_id, now)
+            ctx.checkpoint("merge-transaction")
+
+
+def clear_superseded_faults(ctx: RunContext, staged: Staged, conn: Connection, *,
+                            full: bool) -> tuple[int, int]:
+    """Clears earlier open faults that this run supersedes: their record came in again
+    (corrected, or faulted anew under this run's id), or they had no key at all (a full
+    run re-read the whole input and re-reported whatever is still unreadable). Returns
+    how many were corrected and how many faulted again."""
+    open_faults = ctx.target.open_faults(conn, before_run=ctx.run_id)
+    refaulted = _fault_keys(staged.faults)  # key None: a keyless fault again
+    corrected: list[int] = []
+    again: list[int] = []
+    for entity, rows in open_faults.items():
+        plan = staged.plans.get(entity)
+        keyed = [(fid, key) for fid, key in rows if key is not None]
+        superseded: list[tuple[int, str | None]] = [
+            (fid, None) for fid, key in rows if key is None and full]
+        if plan is not None and keyed:
+            received = plan.index.received([key for _, key in keyed])
+            superseded += [pair for pair, ok in zip(keyed, received, strict=True)
+                           if ok or (entity, pair[1]) in refaulted]
+        for fid, key in superseded:
+            (again if (entity, key) in refaulted else corrected).append(fid)
+    ctx.target.clear_faults(conn, corrected + again, ctx.run_id)
+    return len(corrected), len(again)
+
+
+def _fault_keys(faults: tuple[Fault, ...]) -> set[tuple[str, str | None]]:
+    return {(f.entity, f.key) for f in faults}
+
+
+def export(ctx: RunContext, staged: Staged, exports: Path, batch_rows: int) -> None:
+    """Brings the Parquet exports up to date with the target's active rows; a child's
+    delta includes the deletes of its parent (its rows went with it)."""
+    with ctx.report.timed("export"):
+        for entity in LOAD_ORDER:
+            plan = staged.plans[entity.name]
+            parent = staged.plans[entity.parent].deletes if entity.parent else ()
+            delta = RunDelta(plan.index, plan.deletes, parent,
+                             partial(ctx.staging.parts, entity))
+            path = refresh_export(
+                entity, delta, partial(ctx.target.iter_active, entity, batch_rows),
+                exports, batch_rows=batch_rows,
+                before_rename=partial(ctx.checkpoint, "export-before-rename"))
+            ctx.report.exports[entity.name] = str(path)
