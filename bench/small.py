@@ -86,7 +86,7 @@ def measure(work: Path, repeat: int, api_url: str | None) -> dict[str, tuple[flo
 
 def import_costs(top: int = 8) -> list[tuple[str, float]]:
     """The heaviest top-level packages an untracked first run imports (cumulative s)."""
-    code = ("import flows.cli, flows.sync_steps, flows.pipeline; "
+    code = ("import magsync.flows.cli, magsync.flows.sync_steps, magsync.flows.pipeline; "
             "import great_expectations")  # a first run validates rows
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=REPO,
                           capture_output=True, text=True, check=True)

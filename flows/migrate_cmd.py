@@ -24,7 +24,8 @@ ACTIONS = ("created", "updated", "deleted", "skipped", "unchanged", "faulted",
 def run(args: argparse.Namespace) -> int:
     """Runs `migrate` (through its Prefect flow) or `verify`."""
     quiet_prefect()  # before prefect is imported: its settings are read then
-    from magsync.flows.migrate import MISSING_TARGET_KEY, load_migrate_settings
+    from magsync.flows.migrate import MISSING_TARGET_KEY
+    from magsync.flows.migrate_settings import load_migrate_settings
     from magsync.transform.errors import ConfigError
 
     error_output(args.verbose)

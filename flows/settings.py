@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import codecs
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import SettingsConfigDict
 
+from magsync.flows.layered import LayeredSettings, load_layered
 from magsync.flows.secret_url import SecretUrl
 
 CONFIG_FILE = Path("magsync.toml")
@@ -78,35 +74,6 @@ class TargetSettings(BaseModel):
     url: SecretUrl | None = None  # default: SQLite under output_dir; its password masked
     store_secrets: bool = False
     wait_lock_s: float = 0.0
-
-
-T = TypeVar("T", bound="LayeredSettings")
-
-
-class LayeredSettings(BaseSettings):
-    """Base of every settings object: CLI (init) over environment over TOML over defaults."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """CLI (init) over environment over the TOML file over defaults."""
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
-
-
-def load_layered(cls: type[T], config_file: Path | None, **overrides: Any) -> T:
-    """An instance of `cls` from its layers, reading `config_file` instead of the default
-    TOML file when one is given."""
-    if config_file is None:
-        return cls(**overrides)
-    from_file = type(f"{cls.__name__}FromFile", (cls,),
-                     {"model_config": SettingsConfigDict(toml_file=config_file)})
-    return from_file(**overrides)  # type: ignore[no-any-return]
 
 
 class RunSettings(LayeredSettings):

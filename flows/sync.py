@@ -11,16 +11,7 @@ from prefect.states import Failed
 from magsync.flows import pipeline
 from magsync.flows.artifacts import publish_run
 from magsync.flows.settings import Settings
-from magsync.flows.sync_steps import (  # noqa: F401  (build_source: flows/migrate.py imports it here)
-    MISSING_API_KEY,
-    PLAIN,
-    Source,
-    Steps,
-    build_source,
-    run_steps,
-    stage_step,
-    sync_outcome,
-)
+from magsync.flows.sync_steps import PLAIN, Steps, run_steps, stage_step, sync_outcome
 
 TASK_OPTIONS: dict[str, Any] = {"persist_result": False, "cache_policy": NO_CACHE}
 stage_task = task(name="stage", **TASK_OPTIONS)(stage_step)

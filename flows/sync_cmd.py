@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     """Runs the sync (a Prefect flow run when tracked) and prints its report table."""
     quiet_prefect()  # before prefect is imported: its settings are read then
     from magsync.flows.settings import load_settings
-    from magsync.flows.sync_steps import MISSING_API_KEY
+    from magsync.flows.source_setup import MISSING_API_KEY
     from magsync.transform.errors import ConfigError
 
     given = overrides(args)

@@ -1,4 +1,4 @@
-"""A sync's steps without Prefect: the source, the checks before a run and `run_steps`.
+"""A sync's steps without Prefect: the checks before a run and `run_steps`.
 
 flows/sync.py wraps the same steps in Prefect tasks; an untracked `magsync sync` (no
 Prefect API configured) runs them from here and never imports Prefect.
@@ -15,20 +15,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from magsync.extract.csv_source import CsvSource
-from magsync.extract.soap_source import SoapOptions, SoapSource
+from magsync.extract.sources import Source
 from magsync.flows import pipeline
 from magsync.flows.messages import ERRORS_LOGGER, settings_error
-from magsync.flows.settings import Settings, SourceSettings, load_settings
+from magsync.flows.settings import Settings, load_settings
+from magsync.flows.source_setup import build_source
 from magsync.flows.watch import watched
 from magsync.load.run_context import check_output_dir
-from magsync.load.sql_store import SqlTarget
 from magsync.load.sync_state import Staged
 from magsync.transform.errors import ConfigError, GuardRefusedError, MagsyncError
-from magsync.transform.schema import CUSTOMER
-
-Source = CsvSource | SoapSource
-MISSING_API_KEY = ("no SOAP API key: set MAGSYNC_SOURCE__API_KEY (or name a Prefect Secret "
-                   "block in source.api_key_block)")
 
 
 def stage_step(run: pipeline.Run, source: Source) -> Staged:
@@ -50,80 +45,6 @@ class Steps:
 
 
 PLAIN = Steps()
-
-
-def build_source(settings: Settings) -> Source:
-    """The configured source (extract/sources.py), with this store's saved cursor."""
-    from magsync.extract import sources
-
-    read = sources.ReadOptions(settings.batch_size, settings.csv_block_bytes,
-                               settings.website_codes, settings.full)
-    return sources.build_source(settings.source, read,
-                                api_key=lambda: _api_key(settings.source),
-                                cursor=lambda: saved_cursor(settings))
-
-
-def _api_key(source: SourceSettings) -> str:
-    """The API key: MAGSYNC_SOURCE__API_KEY, else the named Prefect Secret block."""
-    if source.api_key is not None and source.api_key.get_secret_value():
-        return source.api_key.get_secret_value()
-    if source.api_key_block:
-        from prefect.blocks.system import Secret
-
-        try:
-            block: Any = Secret.load(source.api_key_block)  # sync here: no event loop runs
-            value = block.get()
-        except ValueError:
-            raise ConfigError(f"no Prefect Secret block named {source.api_key_block!r}"
-                              ) from None
-        if value:
-            return str(value)
-    raise ConfigError(MISSING_API_KEY)
-
-
-def soap_source(settings: Settings) -> SoapSource:
-    """The SOAP source, checked (WSDL, login) before the run starts: a bad URL, user or
-    key ends here with one line and exit code 2."""
-    from magsync.magento.client import MagentoClient
-
-    s = settings.source
-    if not s.url or not s.api_user:
-        raise ConfigError("a SOAP source needs --url and --api-user")
-    api_key = _api_key(s)
-    basic = None
-    if s.basic_auth_user:
-        password = s.basic_auth_password.get_secret_value() if s.basic_auth_password else ""
-        basic = (s.basic_auth_user, password)
-    options: dict[str, Any] = {
-        "timeout": s.timeout_s, "verify": str(s.ca_bundle) if s.ca_bundle else True,
-        "basic_auth": basic, "retries": s.retries, "backoff_base": s.backoff_base_s,
-        "pool_size": s.concurrency + 1}
-    try:
-        if s.api == "v1":
-            client = MagentoClient(s.url, s.api_user, api_key, **options)
-        else:
-            from magsync.magento.client_v2 import MagentoV2Client
-
-            client = MagentoV2Client(s.url, s.api_user, api_key, api=s.api, **options)
-    except ValueError as err:
-        raise ConfigError(f"SOAP source: {err}") from None
-    cursor = None if settings.full else saved_cursor(settings)
-    source = SoapSource(client, SoapOptions(
-        batch_size=settings.batch_size, window=s.window,
-        max_id_gap=s.max_id_gap or 100 * s.window, multicall_size=s.multicall_size,
-        concurrency=s.concurrency, lookback_s=s.lookback_s, full=settings.full,
-        cursor=cursor))
-    source.check()
-    return source
-
-
-def saved_cursor(settings: Settings) -> str | None:
-    """The customer cursor the last committed run saved for this store, if any."""
-    target = SqlTarget(settings.target_url, source=settings.source.name)
-    try:
-        return target.cursor(CUSTOMER)
-    finally:
-        target.dispose()
 
 
 def run_steps(settings: Settings, steps: Steps = PLAIN) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from magsync.flows.migrate import MigrateSettings, open_source, open_target, store_maps
+from magsync.flows.migrate import open_source, open_target, store_maps
+from magsync.flows.migrate_settings import MigrateSettings
 from magsync.load.idmap import IdMap
 from magsync.load.verify import Report, Verifier, VerifyResult, verify_batches
 

@@ -22,7 +22,8 @@ import pytest
 
 from bench.csv_export import write_ce_export
 from magsync.flows.cli import main
-from magsync.flows.migrate import MigrateSettings, load_migrate_settings, run_migrate
+from magsync.flows.migrate import run_migrate
+from magsync.flows.migrate_settings import MigrateSettings, load_migrate_settings
 from magsync.flows.verify import VerifyResult, run_verify
 from magsync.load.guards import FaultRatioError
 from magsync.magento.dataset import GROUPS, STORES, iter_customers
@@ -236,7 +237,7 @@ def test_sigkilled_process_resumes(tmp_path: Path) -> None:
     rows = dataset(90)[:90]
     src = write_export(tmp_path / "src", rows)
     out = tmp_path / "out"
-    code = ("import sys; from flows.migrate import load_migrate_settings, run_migrate;"
+    code = ("import sys; from magsync.flows.migrate import load_migrate_settings, run_migrate;"
             "run_migrate(load_migrate_settings(source={'kind': 'csv', 'input': sys.argv[1]},"
             "target={'url': sys.argv[2], 'api_user': 'etl', 'multicall_size': 5},"
             "output_dir=sys.argv[3]), tasks=False)")
