@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from magsync.flows.crash import crash_point
 from magsync.flows.settings import Settings
 from magsync.flows.stage import Pending
+from magsync.load import history
 from magsync.load.lock import RunLock
 from magsync.load.parquet_export import RunDelta, refresh_export
 from magsync.load.report import RecordsWriter, RunReport, prune_reports
@@ -197,6 +198,8 @@ def merge(run: Run) -> None:
     now = utc_now()
     target = run.target
     with run.report.timed("merge"):
+        for entity in LOAD_ORDER if run.settings.history else ():
+            _history_before_merge(run, entity)
         with target.begin() as conn:
             for entity in LOAD_ORDER:
                 deletes = run.plans[entity.name].deletes
@@ -218,6 +221,14 @@ def merge(run: Run) -> None:
             if again:
                 run.report.notes.append(f"{again} earlier fault(s) superseded: their records "
                                         "faulted again in this run")
+
+
+def _history_before_merge(run: Run, entity: Entity) -> None:
+    plan = run.plans[entity.name]
+    parents = run.plans[entity.parent].deletes if entity.parent else []
+    history.before_merge(run.settings.output_dir / "exports", entity, plan.index,
+                         partial(run.staging.parts, entity), plan.deletes, parents,
+                         run_id=run.run_id, at=run.started)
 
 
 def _merge_entity(run: Run, entity: Entity, now: datetime) -> None:
@@ -268,6 +279,10 @@ def export(run: Run) -> None:
             parent = run.plans[entity.parent].deletes if entity.parent else []
             delta = RunDelta(plan.index, plan.deletes, parent,
                              partial(run.staging.parts, entity))
+            if run.settings.history:
+                note = history.after_merge(exports, entity, run.run_id, run.started, partial(
+                    run.target.iter_active, entity, run.settings.batch_size))
+                run.report.notes.extend([note] if note else [])
             path = refresh_export(
                 entity, delta, partial(run.target.iter_active, entity, run.settings.batch_size),
                 exports, batch_rows=run.settings.batch_size,

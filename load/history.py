@@ -18,7 +18,7 @@ rows before history began is seeded once, after a run, from the target's active 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -76,7 +76,7 @@ def _compacted_through(compacted: Path) -> str:
     if not compacted.is_file():
         return ""
     meta = pq.read_schema(compacted).metadata or {}
-    return meta.get(THROUGH, b"").decode()
+    return str(meta.get(THROUGH, b"").decode())
 
 
 def has_history(exports_dir: Path, entity: Entity) -> bool:
@@ -158,33 +158,74 @@ def publish(exports_dir: Path, entity: Entity, run_id: str) -> None:
 
 
 def settle_pending(exports_dir: Path, entity: Entity, stored: KeyIndex) -> list[str]:
-    """Publishes or drops what a crashed run left pending, by whether the target holds its
-    versions (read under the run lock, before this run writes); returns the run ids
-    published."""
+    """Settles what a crashed run left pending, from the target as read under the run lock
+    before this run writes: the versions the target holds (its merge committed them, maybe
+    only some of its transactions) are published, the rest dropped (the rerun writes them
+    again). Returns the run ids with versions published."""
     folder = history_dir(exports_dir, entity) / PENDING
     published = []
     for path in sorted(folder.glob("run_id=*.parquet")) if folder.is_dir() else []:
         run_id = path.stem.removeprefix("run_id=")
-        if _committed(pq.read_table(path, columns=[KEY_COL, "action", HASH_COL]), stored):
-            publish(exports_dir, entity, run_id)
+        versions = pq.read_table(path)
+        held = versions.filter(pa.array(_held(versions, stored)))
+        if held.num_rows:
+            _write(_run_file(exports_dir, entity, run_id, pending=False),
+                   history_schema(entity), [held])
             published.append(run_id)
-        else:
-            path.unlink()
+        path.unlink()
     return published
 
 
-def _committed(versions: pa.Table, stored: KeyIndex) -> bool:
-    """Whether the target's rows are those the versions describe."""
+def _held(versions: pa.Table, stored: KeyIndex) -> np.ndarray:
+    """Per version, whether the target's row is what it describes: active with its row
+    hash (a version opened), or absent or soft-deleted (a key deleted)."""
     pos = stored.positions(versions.column(KEY_COL))
+    hit = pos >= 0
+    at = np.where(hit, pos, 0)
     action = versions.column("action").to_numpy(zero_copy_only=False)
     opened = np.isin(action, list(OPENS))
-    hit = pos >= 0
-    hashes = versions.column(HASH_COL).to_numpy(zero_copy_only=False)
-    writes_held = bool(np.all(hit[opened])) and bool(np.all(
-        (stored.hashes[pos[opened]] == hashes[opened]) & ~stored.deleted[pos[opened]]))
-    closed = ~opened
-    deletes_held = bool(np.all(~hit[closed] | stored.deleted[np.where(hit, pos, 0)][closed]))
-    return writes_held and deletes_held
+    hashes = versions.column(HASH_COL).fill_null(0).to_numpy(zero_copy_only=False)
+    active = hit & ~stored.deleted[at]
+    same: np.ndarray = active & (stored.hashes[at] == hashes)
+    return np.where(opened, same, ~active)
+
+
+def open_children(exports_dir: Path, entity: Entity, parents: Sequence[str],
+                  at: datetime) -> list[str]:
+    """Keys of `entity` whose current version belongs to one of the deleted `parents`:
+    the delete cascades to them."""
+    if not parents or entity.parent_key_col is None or not has_history(exports_dir, entity):
+        return []
+    current = as_of(read_history(exports_dir, entity, [entity.parent_key_col, "action"]), at)
+    mine = pc.is_in(current.column(entity.parent_key_col),
+                    value_set=pa.array(list(parents), pa.string()))
+    keys: list[str] = current.filter(mine).column(KEY_COL).to_pylist()
+    return keys
+
+
+def before_merge(exports_dir: Path, entity: Entity, stored: KeyIndex,
+                 staged: Callable[[], Iterable[pa.Table]], deleted: Sequence[str],
+                 parents_deleted: Sequence[str], *, run_id: str, at: datetime) -> None:
+    """Under the run lock, before the merge: settles a crashed run's versions, then writes
+    this run's as pending, unless history has not begun on a store that has rows (then
+    `after_merge` seeds it)."""
+    settle_pending(exports_dir, entity, stored)
+    if not has_history(exports_dir, entity) and len(stored.keys):
+        return
+    cascaded = open_children(exports_dir, entity, parents_deleted, at)
+    write_pending(exports_dir, entity, run_id,
+                  run_versions(entity, staged(), [*deleted, *cascaded], run_id=run_id, at=at))
+
+
+def after_merge(exports_dir: Path, entity: Entity, run_id: str, at: datetime,
+                active: Callable[[], Iterable[pa.RecordBatch]]) -> str | None:
+    """After the merge committed: publishes this run's versions, or seeds history from the
+    target's active rows where it has not begun; returns a note when it seeded."""
+    publish(exports_dir, entity, run_id)
+    if has_history(exports_dir, entity):
+        return None
+    rows = seed(exports_dir, entity, run_id, at, active)
+    return f"{entity.name} history begins with this run: {rows} current row(s) seeded"
 
 
 def seed(exports_dir: Path, entity: Entity, run_id: str, at: datetime,

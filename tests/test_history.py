@@ -116,11 +116,21 @@ def test_pending_versions_are_published_only_if_the_target_holds_them(tmp_path: 
     assert not list((history.history_dir(tmp_path, CUSTOMER) / "_pending").iterdir())
 
 
+def test_a_partly_committed_run_publishes_what_the_target_holds(tmp_path: Path) -> None:
+    at = three_runs(tmp_path)
+    versions = history.run_versions(CUSTOMER, [staged([("a", 7, "Ada", "updated")])], ["c"],
+                                    run_id="r9", at=at[3])
+    history.write_pending(tmp_path, CUSTOMER, "r9", versions)
+    deletes_only = KeyIndex(["a", "b", "c"], np.array([3, 5, 4]), np.array([False, False, True]))
+    assert history.settle_pending(tmp_path, CUSTOMER, deletes_only) == ["r9"]
+    assert state(tmp_path, at[3]) == {"a": "Anna", "b": "Bobby"}
+
+
 def test_seed_starts_history_from_the_active_rows(tmp_path: Path) -> None:
     rows = staged([("x", 1, "Xena", "created"), ("y", 2, "Yves", "created")]).drop_columns(
         [ACTION_COL])
     assert not history.has_history(tmp_path, CUSTOMER)
-    assert history.seed(tmp_path, CUSTOMER, "s1", T0, lambda: rows.to_batches()) == 2
+    assert history.seed(tmp_path, CUSTOMER, "s1", T0, rows.to_batches) == 2
     assert history.has_history(tmp_path, CUSTOMER)
     assert state(tmp_path, T0) == {"x": "Xena", "y": "Yves"}
     assert set(history.read_history(tmp_path, CUSTOMER).column("action").to_pylist()) == \
