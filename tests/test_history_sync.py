@@ -5,18 +5,22 @@ wrote."""
 from __future__ import annotations
 
 import shutil
-from datetime import datetime
+import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
+from magsync.flows.crash import CRASH_ENV
 from magsync.load import history
-from magsync.transform.schema import ADDRESS, CUSTOMER, GROUP, KEY_COL, Entity
-from tests.test_sync import export_v1, export_v2
+from magsync.transform.schema import ADDRESS, CUSTOMER, GROUP, HASH_COL, KEY_COL, Entity
 from tests.synchelp import sync
+from tests.test_crash import forked
+from tests.test_sync import export_v1, export_v2
 
 ENTITIES = (GROUP, CUSTOMER, ADDRESS)
 
@@ -101,3 +105,28 @@ def test_history_begins_on_a_store_synced_without_it(tmp_path: Path) -> None:
     versions = history.read_history(out / "exports", CUSTOMER).to_pandas()
     assert sorted(versions[versions["run_id"] == later["run_id"]]["action"]) == \
         ["deleted", "updated"], "c21 gone, c2's name back (c7 and c8 were never deleted)"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["merge-transaction", "after-commit", "export-before-rename",
+                                   "report"])
+def test_a_run_killed_anywhere_leaves_history_whole_after_the_rerun(tmp_path: Path,
+                                                                    point: str) -> None:
+    out = tmp_path / "out"
+    v1, v2 = export_v1(tmp_path / "v1.csv"), export_v2(tmp_path / "v2.csv")
+    url = f"sqlite:///{out / 'magsync.sqlite'}"
+    assert forked(v1, out, url) == 0
+    assert forked(v2, out, url, **{CRASH_ENV: point}) == -signal.SIGKILL
+    assert forked(v2, out, url) == 0
+    now = datetime.now(UTC)
+    for entity in ENTITIES:
+        table = history.read_history(out / "exports", entity)
+        columns = list(exported(out / "exports", entity).columns)
+        assert rows(history.as_of(table, now).to_pandas(), columns) \
+            == rows(exported(out / "exports", entity), columns), (point, entity.name)
+        versions = table.to_pandas()
+        # Each change recorded once: no key opens the same row hash twice in a row.
+        opened = versions[versions["action"] != "deleted"]
+        repeats = opened.groupby(KEY_COL)[HASH_COL].apply(lambda h: (h.diff() == 0).any())
+        assert not repeats.any(), (point, entity.name)
+    assert not list((out / "exports" / "history").glob("*/_pending/*.parquet"))
