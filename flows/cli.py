@@ -10,7 +10,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from magsync.flows import faults_cmd, migrate_cmd, report_cmd
+from magsync.flows import compact_cmd, faults_cmd, migrate_cmd, report_cmd
 from magsync.flows.console import (
     add_prefect_option,
     error_output,
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sync_parser(sub)
     _emulator_parser(sub)
     faults_cmd.add_parser(sub)
+    compact_cmd.add_parser(sub)
     migrate_cmd.add_parsers(sub)
     report_cmd.add_parsers(sub)
     for subparser in sub.choices.values():
@@ -214,6 +215,8 @@ def run_command(args: argparse.Namespace) -> int:
         return cmd_emulator(args)
     if args.command == "faults":
         return faults_cmd.run(args)
+    if args.command == "compact":
+        return compact_cmd.run(args)
     if args.command in ("runs", "report"):
         return report_cmd.run(args)
     return migrate_cmd.run(args)  # migrate, verify

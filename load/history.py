@@ -36,6 +36,7 @@ HISTORY = "history"
 PENDING = "_pending"
 SEEDED = "seeded"
 COMPACTED = "compacted.parquet"
+LAYOUT, LAYOUT_VERSION = b"magsync.history_layout", b"1"
 THROUGH = b"magsync.compacted_through"  # Parquet metadata: the last run id merged
 VERSION_COLS = [
     pa.field(KEY_COL, pa.string()),
@@ -49,8 +50,10 @@ OPENS = {Action.CREATED.value, Action.UPDATED.value, Action.RESTORED.value, SEED
 
 
 def history_schema(entity: Entity) -> pa.Schema:
-    """The version columns, then the exported values of `entity`."""
-    return pa.schema([*VERSION_COLS, *export_schema(entity)])
+    """The version columns, then the exported values of `entity`; the layout's version in
+    the Parquet metadata (README, "History")."""
+    return pa.schema([*VERSION_COLS, *export_schema(entity)],
+                     metadata={LAYOUT: LAYOUT_VERSION})
 
 
 def history_dir(exports_dir: Path, entity: Entity) -> Path:
@@ -293,7 +296,8 @@ def compact(exports_dir: Path, entity: Entity) -> tuple[int, int]:
     if runs:
         merged = read_history(exports_dir, entity)
         through = runs[-1].stem.removeprefix("run_id=")
-        schema = history_schema(entity).with_metadata({THROUGH: through.encode()})
+        schema = history_schema(entity)
+        schema = schema.with_metadata({**(schema.metadata or {}), THROUGH: through.encode()})
         _write(folder / COMPACTED, schema, [merged.select(schema.names)])
     for path in folder.glob("run_id=*.parquet") if folder.is_dir() else []:
         if path.stem.removeprefix("run_id=") <= _compacted_through(folder / COMPACTED):

@@ -141,3 +141,11 @@ def test_no_secret_column_in_history() -> None:
     names = history.history_schema(CUSTOMER).names
     assert not set(CUSTOMER.secret_names) & set(names)
     assert {"valid_from", "valid_to", "run_id", "action", KEY_COL} <= set(names)
+
+
+def test_files_carry_their_layout_version(tmp_path: Path) -> None:
+    three_runs(tmp_path)
+    history.compact(tmp_path, CUSTOMER)
+    meta = pq.read_schema(history.history_files(tmp_path, CUSTOMER)[0]).metadata
+    assert meta[b"magsync.history_layout"] == b"1"
+    assert meta[b"magsync.compacted_through"] == b"r3"

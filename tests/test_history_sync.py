@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from magsync.flows.cli import main
 from magsync.flows.crash import CRASH_ENV
 from magsync.load import history
 from magsync.transform.schema import ADDRESS, CUSTOMER, GROUP, HASH_COL, KEY_COL, Entity
@@ -35,8 +36,19 @@ def exported(folder: Path, entity: Entity) -> pd.DataFrame:
 
 
 def as_of_pandas(out: Path, entity: Entity, at: datetime) -> pd.DataFrame:
-    versions = history.read_history(out / "exports", entity)
-    return history.as_of(versions, at).to_pandas()
+    """The README's pandas recipe, verbatim but for the folder and the time."""
+    v = pd.read_parquet(out / "exports" / "history" / entity.table,
+                        dtype_backend="pyarrow").sort_values(
+        ["record_key", "valid_from"])
+    ends = v.groupby("record_key")["valid_from"].shift(-1)
+    v["valid_to"] = v["valid_to"].fillna(ends)
+    at = pd.Timestamp(at)
+    return v[(v.valid_from <= at) & (v.valid_to.isna() | (v.valid_to > at))
+             & (v.action != "deleted")]
+
+
+def as_of_arrow(out: Path, entity: Entity, at: datetime) -> pd.DataFrame:
+    return history.as_of(history.read_history(out / "exports", entity), at).to_pandas()
 
 
 def as_of_duckdb(out: Path, entity: Entity, at: datetime) -> pd.DataFrame:
@@ -76,6 +88,7 @@ def test_every_past_state_rebuilt_from_history(tmp_path: Path) -> None:
             columns = list(exported(snaps / name, entity).columns)
             want = rows(exported(snaps / name, entity), columns)
             assert rows(as_of_pandas(out, entity, at), columns) == want, (name, entity.name)
+            assert rows(as_of_arrow(out, entity, at), columns) == want, (name, entity.name)
             assert rows(as_of_duckdb(out, entity, at), columns) == want, (name, entity.name)
 
     customers = history.read_history(out / "exports", CUSTOMER).to_pandas()
@@ -130,3 +143,22 @@ def test_a_run_killed_anywhere_leaves_history_whole_after_the_rerun(tmp_path: Pa
         repeats = opened.groupby(KEY_COL)[HASH_COL].apply(lambda h: (h.diff() == 0).any())
         assert not repeats.any(), (point, entity.name)
     assert not list((out / "exports" / "history").glob("*/_pending/*.parquet"))
+
+
+def test_compact_command_merges_the_files(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    v1, v2 = export_v1(tmp_path / "v1.csv"), export_v2(tmp_path / "v2.csv")
+    sync(v1, out, full=True)
+    _, last = sync(v2, out, full=True, allow_mass_delete=True)
+    before = history.read_history(out / "exports", CUSTOMER)
+    assert main(["compact", "--output-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"customer: 2 file(s) merged, {before.num_rows} version(s)" in printed
+    folder = out / "exports" / "history" / CUSTOMER.table
+    assert sorted(p.name for p in folder.glob("*.parquet")) == ["compacted.parquet"]
+    assert history.read_history(out / "exports", CUSTOMER).equals(before)
+    at = datetime.fromisoformat(last["started_at"])
+    columns = list(exported(out / "exports", CUSTOMER).columns)
+    assert rows(as_of_duckdb(out, CUSTOMER, at), columns) == \
+        rows(exported(out / "exports", CUSTOMER), columns)
