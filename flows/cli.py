@@ -7,6 +7,7 @@ import sys
 import traceback
 
 from magsync.flows import (
+    compact_cmd,
     emulator_cmd,
     faults_cmd,
     migrate_args,
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync_args.add_parser(sub)
     emulator_cmd.add_parser(sub)
     faults_cmd.add_parser(sub)
+    compact_cmd.add_parser(sub)
     migrate_args.add_parsers(sub)
     runs_cmd.add_parser(sub)
     report_cmd.add_parser(sub)
@@ -62,6 +64,8 @@ def run_command(args: argparse.Namespace) -> int:
         return emulator_cmd.run(args)
     if args.command == "faults":
         return faults_cmd.run(args)
+    if args.command == "compact":
+        return compact_cmd.run(args)
     if args.command == "runs":
         return runs_cmd.run(args)
     if args.command == "report":

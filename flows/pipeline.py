@@ -112,14 +112,15 @@ def check_guards(run: Run, staged: Staged | None = None) -> None:
 
 def merge(run: Run, staged: Staged) -> None:
     """Writes the staged run to the target (load/merge.py)."""
-    merging.merge(run.context, staged, hard_delete=run.settings.hard_delete,
-                  full=run.settings.full)
+    s = run.settings
+    merging.merge(run.context, staged, hard_delete=s.hard_delete, full=s.full,
+                  history_in=s.output_dir / "exports" if s.history else None)
 
 
 def export(run: Run, staged: Staged) -> None:
     """Brings the Parquet exports up to date with the target's active rows."""
     merging.export(run.context, staged, run.settings.output_dir / "exports",
-                   run.settings.batch_size)
+                   run.settings.batch_size, history_on=run.settings.history)
 
 
 def finish(run: Run, status: str, error: str | None = None) -> RunReport:

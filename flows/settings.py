@@ -87,6 +87,8 @@ class RunSettings(LayeredSettings):
     max_delete_ratio: float = Field(0.10, ge=0, le=1)
     max_fault_ratio: float = Field(0.05, ge=0, le=1)
     keep_reports_days: int = Field(30, ge=0)
+    # Versions per run under exports/history/ (load/history.py); off: current exports only.
+    history: bool = True
     gender_labels: dict[str, int] = {"Male": 1, "Female": 2}
     website_codes: dict[str, int] = {"admin": 0, "base": 1}
     expectations_dir: Path | None = None

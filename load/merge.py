@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Connection
 
+from magsync.load import history
 from magsync.load.parquet_export import RunDelta, refresh_export
 from magsync.load.run_context import RunContext
 from magsync.load.sql_store import utc_now
@@ -21,11 +22,16 @@ from magsync.transform.faults import Fault
 from magsync.transform.schema import LOAD_ORDER, Entity
 
 
-def merge(ctx: RunContext, staged: Staged, *, hard_delete: bool, full: bool) -> None:
-    """Applies deletes, then staged upserts, then faults, cursors and cleared faults."""
+def merge(ctx: RunContext, staged: Staged, *, hard_delete: bool, full: bool,
+          history_in: Path | None = None) -> None:
+    """Applies deletes, then staged upserts, then faults, cursors and cleared faults; with
+    `history_in` (the exports folder), the run's versions are written there first, pending
+    until the merge commits (load/history.py)."""
     now = utc_now()
     target = ctx.target
     with ctx.report.timed("merge"):
+        for entity in LOAD_ORDER if history_in else ():
+            _history_before_merge(ctx, staged, entity, history_in)
         with target.begin() as conn:
             for entity in LOAD_ORDER:
                 deletes = staged.plans[entity.name].deletes
@@ -47,6 +53,14 @@ def merge(ctx: RunContext, staged: Staged, *, hard_delete: bool, full: bool) -> 
             if again:
                 ctx.report.notes.append(f"{again} earlier fault(s) superseded: their records "
                                         "faulted again in this run")
+
+
+def _history_before_merge(ctx: RunContext, staged: Staged, entity: Entity,
+                          exports: Path) -> None:
+    plan = staged.plans[entity.name]
+    parents = staged.plans[entity.parent].deletes if entity.parent else ()
+    history.before_merge(exports, entity, plan.index, partial(ctx.staging.parts, entity),
+                         plan.deletes, parents, run_id=ctx.run_id, at=ctx.report.started_at)
 
 
 def merge_entity(ctx: RunContext, entity: Entity, now: datetime) -> None:
@@ -94,11 +108,17 @@ def _fault_keys(faults: tuple[Fault, ...]) -> set[tuple[str, str | None]]:
     return {(f.entity, f.key) for f in faults}
 
 
-def export(ctx: RunContext, staged: Staged, exports: Path, batch_rows: int) -> None:
+def export(ctx: RunContext, staged: Staged, exports: Path, batch_rows: int, *,
+           history_on: bool = False) -> None:
     """Brings the Parquet exports up to date with the target's active rows; a child's
-    delta includes the deletes of its parent (its rows went with it)."""
+    delta includes the deletes of its parent (its rows went with it). With `history_on`,
+    publishes the run's versions first (or seeds history where it has not begun)."""
     with ctx.report.timed("export"):
         for entity in LOAD_ORDER:
+            if history_on:
+                note = history.after_merge(exports, entity, ctx.run_id, ctx.report.started_at,
+                                           partial(ctx.target.iter_active, entity, batch_rows))
+                ctx.report.notes.extend([note] if note else [])
             plan = staged.plans[entity.name]
             parent = staged.plans[entity.parent].deletes if entity.parent else ()
             delta = RunDelta(plan.index, plan.deletes, parent,

@@ -1,0 +1,305 @@
+"""Change history for analysts: one row per version of a record, appended per run.
+
+`<exports>/history/<table>/run_id=<run id>.parquet` holds the versions one run opened or
+closed: `record_key`, `valid_from` (the run's start), `valid_to` (null while the version
+is current), `run_id`, `action` (created, updated, restored, deleted, seeded), `row_hash`,
+then the record's exported values (never secrets). Files are never rewritten by a sync: a
+version's end is the next version's `valid_from`, which readers take with a window
+function (README, "History"); `magsync compact` merges the files into one and writes that
+end into `valid_to`. A `deleted` row closes its key's version and opens nothing.
+
+Crash safety: a run writes its versions to `_pending/` before the merge commits and
+renames the file into place after; the next run settles what a crash left (the target
+still holds that run's rows: promote it; it does not: drop it). An entity whose store had
+rows before history began is seeded once, after a run, from the target's active rows
+(action `seeded`): history starts there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from magsync.load.parquet_export import export_schema
+from magsync.load.staging import ACTION_COL
+from magsync.transform.diff import Action, KeyIndex
+from magsync.transform.schema import HASH_COL, KEY_COL, Entity
+
+HISTORY = "history"
+PENDING = "_pending"
+SEEDED = "seeded"
+COMPACTED = "compacted.parquet"
+LAYOUT, LAYOUT_VERSION = b"magsync.history_layout", b"1"
+THROUGH = b"magsync.compacted_through"  # Parquet metadata: the last run id merged
+VERSION_COLS = [
+    pa.field(KEY_COL, pa.string()),
+    pa.field("valid_from", pa.timestamp("us", tz="UTC")),
+    pa.field("valid_to", pa.timestamp("us", tz="UTC")),
+    pa.field("run_id", pa.string()),
+    pa.field("action", pa.string()),
+    pa.field(HASH_COL, pa.int64()),
+]
+OPENS = {Action.CREATED.value, Action.UPDATED.value, Action.RESTORED.value, SEEDED}
+
+
+def history_schema(entity: Entity) -> pa.Schema:
+    """The version columns, then the exported values of `entity`; the layout's version in
+    the Parquet metadata (README, "History")."""
+    return pa.schema([*VERSION_COLS, *export_schema(entity)],
+                     metadata={LAYOUT: LAYOUT_VERSION})
+
+
+def history_dir(exports_dir: Path, entity: Entity) -> Path:
+    """The folder of `entity`'s history files."""
+    return exports_dir / HISTORY / entity.table
+
+
+def history_files(exports_dir: Path, entity: Entity) -> list[Path]:
+    """The published files of `entity`'s history: the compacted one first, then the runs
+    after it (a run file it already holds, left by an interrupted compaction, is not)."""
+    folder = history_dir(exports_dir, entity)
+    if not folder.is_dir():
+        return []
+    compacted = folder / COMPACTED
+    through = _compacted_through(compacted)
+    runs = [p for p in sorted(folder.glob("run_id=*.parquet"))
+            if p.stem.removeprefix("run_id=") > through]
+    return ([compacted] if compacted.is_file() else []) + runs
+
+
+def _compacted_through(compacted: Path) -> str:
+    """The last run id merged into the compacted file ('' when there is none)."""
+    if not compacted.is_file():
+        return ""
+    meta = pq.read_schema(compacted).metadata or {}
+    return str(meta.get(THROUGH, b"").decode())
+
+
+def has_history(exports_dir: Path, entity: Entity) -> bool:
+    """Whether `entity`'s history has begun."""
+    return bool(history_files(exports_dir, entity))
+
+
+def _versions(entity: Entity, values: pa.Table, *, run_id: str, at: datetime,
+              action: pa.Array) -> pa.Table:
+    """Version rows for `values` (record_key, row_hash and the exported columns)."""
+    n = values.num_rows
+    schema = history_schema(entity)
+    columns = {
+        KEY_COL: values.column(KEY_COL),
+        "valid_from": pa.array([at] * n, schema.field("valid_from").type),
+        "valid_to": pa.nulls(n, schema.field("valid_to").type),
+        "run_id": pa.array([run_id] * n, pa.string()),
+        "action": action,
+        HASH_COL: values.column(HASH_COL),
+    }
+    for field in export_schema(entity):
+        columns[field.name] = values.column(field.name) if field.name in values.column_names \
+            else pa.nulls(n, field.type)
+    return pa.table(columns, schema=schema)
+
+
+def run_versions(entity: Entity, staged: Iterable[pa.Table], deleted: Iterable[str], *,
+                 run_id: str, at: datetime) -> Iterator[pa.Table]:
+    """The versions a run opens (its staged writes, each with its planned action) and the
+    `deleted` rows that close the versions of the keys it deleted."""
+    names = [KEY_COL, HASH_COL, *export_schema(entity).names]
+    for table in staged:
+        if table.num_rows:
+            yield _versions(entity, table.select([n for n in names if n in table.column_names]),
+                            run_id=run_id, at=at, action=table.column(ACTION_COL))
+    gone = pa.array(sorted(set(deleted)), pa.string())
+    if len(gone):
+        values = pa.table({KEY_COL: gone, HASH_COL: pa.nulls(len(gone), pa.int64())})
+        yield _versions(entity, values, run_id=run_id, at=at,
+                        action=pa.array([Action.DELETED.value] * len(gone), pa.string()))
+
+
+def _write(path: Path, schema: pa.Schema, tables: Iterable[pa.Table]) -> int:
+    """Writes `tables` to `path` through a temporary file, fsynced; returns the rows."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for table in tables:
+            writer.write_table(table.cast(schema))
+            rows += table.num_rows
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+    return rows
+
+
+def _run_file(exports_dir: Path, entity: Entity, run_id: str, *, pending: bool) -> Path:
+    folder = history_dir(exports_dir, entity)
+    return (folder / PENDING if pending else folder) / f"run_id={run_id}.parquet"
+
+
+def write_pending(exports_dir: Path, entity: Entity, run_id: str,
+                  versions: Iterable[pa.Table]) -> Path | None:
+    """Writes a run's versions under `_pending/` (before its merge commits); None, and no
+    file, when the run changed nothing."""
+    path = _run_file(exports_dir, entity, run_id, pending=True)
+    if _write(path, history_schema(entity), versions):
+        return path
+    path.unlink()
+    return None
+
+
+def publish(exports_dir: Path, entity: Entity, run_id: str) -> None:
+    """Moves a committed run's pending versions into the history."""
+    pending = _run_file(exports_dir, entity, run_id, pending=True)
+    if pending.is_file():
+        pending.replace(_run_file(exports_dir, entity, run_id, pending=False))
+
+
+def settle_pending(exports_dir: Path, entity: Entity, stored: KeyIndex) -> list[str]:
+    """Settles what a crashed run left pending, from the target as read under the run lock
+    before this run writes: the versions the target holds (its merge committed them, maybe
+    only some of its transactions) are published, the rest dropped (the rerun writes them
+    again). Returns the run ids with versions published."""
+    folder = history_dir(exports_dir, entity) / PENDING
+    published = []
+    for path in sorted(folder.glob("run_id=*.parquet")) if folder.is_dir() else []:
+        run_id = path.stem.removeprefix("run_id=")
+        versions = pq.read_table(path)
+        held = versions.filter(pa.array(_held(versions, stored)))
+        if held.num_rows:
+            _write(_run_file(exports_dir, entity, run_id, pending=False),
+                   history_schema(entity), [held])
+            published.append(run_id)
+        path.unlink()
+    return published
+
+
+def _held(versions: pa.Table, stored: KeyIndex) -> np.ndarray:
+    """Per version, whether the target's row is what it describes: active with its row
+    hash (a version opened), or absent or soft-deleted (a key deleted)."""
+    pos = stored.positions(versions.column(KEY_COL))
+    hit = pos >= 0
+    at = np.where(hit, pos, 0)
+    action = versions.column("action").to_numpy(zero_copy_only=False)
+    opened = np.isin(action, list(OPENS))
+    hashes = versions.column(HASH_COL).fill_null(0).to_numpy(zero_copy_only=False)
+    active = hit & ~stored.deleted[at]
+    same: np.ndarray = active & (stored.hashes[at] == hashes)
+    return np.where(opened, same, ~active)
+
+
+def open_children(exports_dir: Path, entity: Entity, parents: Sequence[str],
+                  at: datetime) -> list[str]:
+    """Keys of `entity` whose current version belongs to one of the deleted `parents`:
+    the delete cascades to them."""
+    if not parents or entity.parent_key_col is None or not has_history(exports_dir, entity):
+        return []
+    current = as_of(read_history(exports_dir, entity, [entity.parent_key_col, "action"]), at)
+    mine = pc.is_in(current.column(entity.parent_key_col),
+                    value_set=pa.array(list(parents), pa.string()))
+    keys: list[str] = current.filter(mine).column(KEY_COL).to_pylist()
+    return keys
+
+
+def before_merge(exports_dir: Path, entity: Entity, stored: KeyIndex,
+                 staged: Callable[[], Iterable[pa.Table]], deleted: Sequence[str],
+                 parents_deleted: Sequence[str], *, run_id: str, at: datetime) -> None:
+    """Under the run lock, before the merge: settles a crashed run's versions, then writes
+    this run's as pending, unless history has not begun on a store that has rows (then
+    `after_merge` seeds it)."""
+    settle_pending(exports_dir, entity, stored)
+    if not has_history(exports_dir, entity) and len(stored.keys):
+        return
+    cascaded = open_children(exports_dir, entity, parents_deleted, at)
+    write_pending(exports_dir, entity, run_id,
+                  run_versions(entity, staged(), [*deleted, *cascaded], run_id=run_id, at=at))
+
+
+def after_merge(exports_dir: Path, entity: Entity, run_id: str, at: datetime,
+                active: Callable[[], Iterable[pa.RecordBatch]]) -> str | None:
+    """After the merge committed: publishes this run's versions, or seeds history from the
+    target's active rows where it has not begun; returns a note when it seeded."""
+    publish(exports_dir, entity, run_id)
+    if has_history(exports_dir, entity):
+        return None
+    rows = seed(exports_dir, entity, run_id, at, active)
+    return f"{entity.name} history begins with this run: {rows} current row(s) seeded"
+
+
+def seed(exports_dir: Path, entity: Entity, run_id: str, at: datetime,
+         active: Callable[[], Iterable[pa.RecordBatch]]) -> int:
+    """Starts `entity`'s history from the target's active rows (keyed batches, as for the
+    exports); returns the versions written."""
+    def tables() -> Iterator[pa.Table]:
+        for batch in active():
+            table = pa.Table.from_batches([batch])
+            yield _versions(entity, table, run_id=run_id, at=at,
+                            action=pa.array([SEEDED] * table.num_rows, pa.string()))
+
+    return _write(_run_file(exports_dir, entity, run_id, pending=False),
+                  history_schema(entity), tables())
+
+
+def read_history(exports_dir: Path, entity: Entity,
+                 columns: list[str] | None = None) -> pa.Table:
+    """Every version of `entity`, with `valid_to` filled from the next version of each key
+    (what the README's recipe computes), ordered by key and `valid_from`."""
+    files = history_files(exports_dir, entity)
+    schema = history_schema(entity)
+    wanted = None if columns is None else list(dict.fromkeys(
+        [KEY_COL, "valid_from", "valid_to", *columns]))
+    tables = [pq.read_table(f, columns=wanted) for f in files]
+    table = pa.concat_tables(tables) if tables else \
+        schema.empty_table().select(wanted or schema.names)
+    return with_valid_to(table)
+
+
+def with_valid_to(versions: pa.Table) -> pa.Table:
+    """`versions` sorted by key and `valid_from`, each `valid_to` the key's next
+    `valid_from` where the file left it null."""
+    table = versions.sort_by([(KEY_COL, "ascending"), ("valid_from", "ascending")])
+    if not table.num_rows:
+        return table
+    keys = table.column(KEY_COL).to_numpy(zero_copy_only=False)
+    starts = table.column("valid_from")
+    same_key_next = np.append(keys[1:] == keys[:-1], False)
+    following = pa.concat_arrays([*starts.slice(1).chunks, pa.nulls(1, starts.type)]) \
+        if starts.num_chunks else pa.nulls(table.num_rows, starts.type)
+    nxt = pc.if_else(pa.array(same_key_next), following, pa.nulls(table.num_rows, starts.type))
+    at = table.schema.get_field_index("valid_to")
+    return table.set_column(at, "valid_to", pc.coalesce(table.column("valid_to"), nxt))
+
+
+def as_of(versions: pa.Table, at: datetime) -> pa.Table:
+    """The records as they stood at `at`: versions opened at or before it and not closed
+    by then, deletions excluded."""
+    started = pc.less_equal(versions.column("valid_from"), pa.scalar(at, versions.schema.field(
+        "valid_from").type))
+    open_then = pc.or_kleene(pc.is_null(versions.column("valid_to")),
+                             pc.greater(versions.column("valid_to"),
+                                        pa.scalar(at, versions.schema.field("valid_to").type)))
+    live = pc.is_in(versions.column("action"), value_set=pa.array(sorted(OPENS)))
+    return versions.filter(pc.and_(pc.and_(started, open_then), live))
+
+
+def compact(exports_dir: Path, entity: Entity) -> tuple[int, int]:
+    """Merges every history file of `entity` into `compacted.parquet`, `valid_to` filled;
+    returns (files merged, versions). Run it while no sync runs (it takes no lock)."""
+    folder = history_dir(exports_dir, entity)
+    files = history_files(exports_dir, entity)
+    runs = [p for p in files if p.name != COMPACTED]
+    if runs:
+        merged = read_history(exports_dir, entity)
+        through = runs[-1].stem.removeprefix("run_id=")
+        schema = history_schema(entity)
+        schema = schema.with_metadata({**(schema.metadata or {}), THROUGH: through.encode()})
+        _write(folder / COMPACTED, schema, [merged.select(schema.names)])
+    for path in folder.glob("run_id=*.parquet") if folder.is_dir() else []:
+        if path.stem.removeprefix("run_id=") <= _compacted_through(folder / COMPACTED):
+            path.unlink()  # merged now or by an interrupted compaction
+    return len(runs), (pq.read_metadata(folder / COMPACTED).num_rows if runs else 0)

@@ -1,0 +1,164 @@
+"""History end to end: real syncs into SQLite; the table as of every past run, rebuilt from
+history alone (in pandas and in DuckDB, as the README shows), equals the export that run
+wrote."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from magsync.flows.cli import main
+from magsync.flows.crash import CRASH_ENV
+from magsync.load import history
+from magsync.transform.schema import ADDRESS, CUSTOMER, GROUP, HASH_COL, KEY_COL, Entity
+from tests.synchelp import sync
+from tests.test_crash import forked
+from tests.test_sync import export_v1, export_v2
+
+ENTITIES = (GROUP, CUSTOMER, ADDRESS)
+
+
+def rows(table: pd.DataFrame, columns: list[str]) -> list[tuple[Any, ...]]:
+    return sorted(table[columns].astype("string").fillna("<null>").itertuples(index=False,
+                                                                               name=None))
+
+
+def exported(folder: Path, entity: Entity) -> pd.DataFrame:
+    return pq.read_table(folder / f"{entity.table}.parquet").to_pandas()
+
+
+def as_of_pandas(out: Path, entity: Entity, at: datetime) -> pd.DataFrame:
+    """The README's pandas recipe, verbatim but for the folder and the time."""
+    v = pd.read_parquet(out / "exports" / "history" / entity.table,
+                        dtype_backend="pyarrow").sort_values(
+        ["record_key", "valid_from"])
+    ends = v.groupby("record_key")["valid_from"].shift(-1)
+    v["valid_to"] = v["valid_to"].fillna(ends)
+    at = pd.Timestamp(at)
+    return v[(v.valid_from <= at) & (v.valid_to.isna() | (v.valid_to > at))
+             & (v.action != "deleted")]
+
+
+def as_of_arrow(out: Path, entity: Entity, at: datetime) -> pd.DataFrame:
+    return history.as_of(history.read_history(out / "exports", entity), at).to_pandas()
+
+
+def as_of_duckdb(out: Path, entity: Entity, at: datetime) -> pd.DataFrame:
+    """The README's DuckDB recipe, verbatim but for the folder and the time."""
+    files = str(out / "exports" / "history" / entity.table / "*.parquet")
+    sql = f"""
+        WITH v AS (
+          SELECT *, coalesce(valid_to, lead(valid_from) OVER (
+                   PARTITION BY record_key ORDER BY valid_from)) AS ends
+          FROM read_parquet('{files}'))
+        SELECT * EXCLUDE (ends) FROM v
+        WHERE valid_from <= $at AND (ends IS NULL OR ends > $at) AND action <> 'deleted'
+    """
+    return duckdb.execute(sql, {"at": at}).df()
+
+
+def take(out: Path, snapshots: Path, name: str, report: dict[str, Any]) -> datetime:
+    shutil.copytree(out / "exports", snapshots / name, ignore=shutil.ignore_patterns("history"))
+    return datetime.fromisoformat(report["started_at"])
+
+
+def test_every_past_state_rebuilt_from_history(tmp_path: Path) -> None:
+    out, snaps = tmp_path / "out", tmp_path / "snapshots"
+    v1, v2 = export_v1(tmp_path / "v1.csv"), export_v2(tmp_path / "v2.csv")
+    runs = []
+    for name, path, full in (("first", v1, True), ("edits", v2, False),
+                             ("deletes", v2, True), ("unchanged", v2, True),
+                             ("restores", v1, True)):
+        _, report = sync(path, out, full=full, allow_mass_delete=True)
+        assert report["status"] == "done", report
+        runs.append((name, take(out, snaps, name, report)))
+    files = history.history_files(out / "exports", CUSTOMER)
+    assert len(files) == 4, "the unchanged re-sync adds no file"
+
+    for name, at in runs:
+        for entity in ENTITIES:
+            columns = list(exported(snaps / name, entity).columns)
+            want = rows(exported(snaps / name, entity), columns)
+            assert rows(as_of_pandas(out, entity, at), columns) == want, (name, entity.name)
+            assert rows(as_of_arrow(out, entity, at), columns) == want, (name, entity.name)
+            assert rows(as_of_duckdb(out, entity, at), columns) == want, (name, entity.name)
+
+    customers = history.read_history(out / "exports", CUSTOMER).to_pandas()
+    c7 = customers[customers[KEY_COL] == '[1,"c7@example.com"]']
+    assert c7["action"].tolist() == ["created", "deleted", "restored"]
+    assert history.compact(out / "exports", CUSTOMER)[0] == 4
+    for name, at in runs:
+        columns = list(exported(snaps / name, CUSTOMER).columns)
+        assert rows(as_of_duckdb(out, CUSTOMER, at), columns) == \
+            rows(exported(snaps / name, CUSTOMER), columns), name
+
+
+def test_history_begins_on_a_store_synced_without_it(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    v1, v2 = export_v1(tmp_path / "v1.csv"), export_v2(tmp_path / "v2.csv")
+    sync(v1, out, full=True, history=False)
+    assert not (out / "exports" / "history").exists()
+    _, report = sync(v2, out)
+    assert any("customer history begins with this run: 21" in n for n in report["notes"])
+    seeded = history.read_history(out / "exports", CUSTOMER).to_pandas()
+    assert set(seeded["action"]) == {"seeded"} and len(seeded) == 21
+    at = datetime.fromisoformat(report["started_at"])
+    columns = list(exported(out / "exports", CUSTOMER).columns)
+    assert rows(as_of_pandas(out, CUSTOMER, at), columns) == \
+        rows(exported(out / "exports", CUSTOMER), columns)
+    _, later = sync(v1, out, full=True, allow_mass_delete=True)
+    versions = history.read_history(out / "exports", CUSTOMER).to_pandas()
+    assert sorted(versions[versions["run_id"] == later["run_id"]]["action"]) == \
+        ["deleted", "updated"], "c21 gone, c2's name back (c7 and c8 were never deleted)"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["merge-transaction", "after-commit", "export-before-rename",
+                                   "report"])
+def test_a_run_killed_anywhere_leaves_history_whole_after_the_rerun(tmp_path: Path,
+                                                                    point: str) -> None:
+    out = tmp_path / "out"
+    v1, v2 = export_v1(tmp_path / "v1.csv"), export_v2(tmp_path / "v2.csv")
+    url = f"sqlite:///{out / 'magsync.sqlite'}"
+    assert forked(v1, out, url) == 0
+    assert forked(v2, out, url, **{CRASH_ENV: point}) == -signal.SIGKILL
+    assert forked(v2, out, url) == 0
+    now = datetime.now(UTC)
+    for entity in ENTITIES:
+        table = history.read_history(out / "exports", entity)
+        columns = list(exported(out / "exports", entity).columns)
+        assert rows(history.as_of(table, now).to_pandas(), columns) \
+            == rows(exported(out / "exports", entity), columns), (point, entity.name)
+        versions = table.to_pandas()
+        # Each change recorded once: no key opens the same row hash twice in a row.
+        opened = versions[versions["action"] != "deleted"]
+        repeats = opened.groupby(KEY_COL)[HASH_COL].apply(lambda h: (h.diff() == 0).any())
+        assert not repeats.any(), (point, entity.name)
+    assert not list((out / "exports" / "history").glob("*/_pending/*.parquet"))
+
+
+def test_compact_command_merges_the_files(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    v1, v2 = export_v1(tmp_path / "v1.csv"), export_v2(tmp_path / "v2.csv")
+    sync(v1, out, full=True)
+    _, last = sync(v2, out, full=True, allow_mass_delete=True)
+    before = history.read_history(out / "exports", CUSTOMER)
+    assert main(["compact", "--output-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"customer: 2 file(s) merged, {before.num_rows} version(s)" in printed
+    folder = out / "exports" / "history" / CUSTOMER.table
+    assert sorted(p.name for p in folder.glob("*.parquet")) == ["compacted.parquet"]
+    assert history.read_history(out / "exports", CUSTOMER).equals(before)
+    at = datetime.fromisoformat(last["started_at"])
+    columns = list(exported(out / "exports", CUSTOMER).columns)
+    assert rows(as_of_duckdb(out, CUSTOMER, at), columns) == \
+        rows(exported(out / "exports", CUSTOMER), columns)
