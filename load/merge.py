@@ -30,8 +30,9 @@ def merge(ctx: RunContext, staged: Staged, *, hard_delete: bool, full: bool,
     now = utc_now()
     target = ctx.target
     with ctx.report.timed("merge"):
-        for entity in LOAD_ORDER if history_in else ():
-            _history_before_merge(ctx, staged, entity, history_in)
+        if history_in is not None:
+            for entity in LOAD_ORDER:
+                _history_before_merge(ctx, staged, entity, history_in)
         with target.begin() as conn:
             for entity in LOAD_ORDER:
                 deletes = staged.plans[entity.name].deletes
