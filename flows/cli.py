@@ -56,21 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMANDS = {"sync": sync_cmd.run, "emulator": emulator_cmd.run, "faults": faults_cmd.run,
+            "compact": compact_cmd.run, "runs": runs_cmd.run, "report": report_cmd.run,
+            "migrate": migrate_cmd.run, "verify": migrate_cmd.run}
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Dispatches to the subcommand."""
-    if args.command == "sync":
-        return sync_cmd.run(args)
-    if args.command == "emulator":
-        return emulator_cmd.run(args)
-    if args.command == "faults":
-        return faults_cmd.run(args)
-    if args.command == "compact":
-        return compact_cmd.run(args)
-    if args.command == "runs":
-        return runs_cmd.run(args)
-    if args.command == "report":
-        return report_cmd.run(args)
-    return migrate_cmd.run(args)  # migrate, verify
+    return COMMANDS[args.command](args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from magsync.flows.console import add_prefect_option
+from magsync.flows.target_args import given, path
 
 
 def id_pairs(text: str) -> dict[int, int]:
@@ -79,12 +80,6 @@ def add_parsers(sub: Any) -> None:
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Settings given on the command line (only those given)."""
-    def given(values: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in values.items() if v is not None}
-
-    def path(value: Path | None) -> str | None:
-        return None if value is None else str(value.resolve())
-
     source = given({"kind": args.source, "input": path(args.input), "url": args.url,
                     "api_user": args.api_user, "name": args.source_name,
                     "ca_bundle": path(args.ca_bundle)})

@@ -23,6 +23,16 @@ def add_target_options(p: argparse.ArgumentParser,
     p.add_argument("--config", type=Path, help="TOML settings file (default ./magsync.toml)")
 
 
+def given(values: dict[str, Any]) -> dict[str, Any]:
+    """The options the command line gave (argparse leaves the others None)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def path(value: Path | None) -> str | None:
+    """A path option as an absolute path (the run may change folder)."""
+    return None if value is None else str(value.resolve())
+
+
 def target_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given by --output-dir, --source-name and --target (only those given).
     The URL becomes a SecretUrl: it reaches the settings (and a flow run's parameters)
