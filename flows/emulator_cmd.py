@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +53,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"try: MAGSYNC_SOURCE__API_KEY=<key> magsync sync --source soap --url {url} "
               f"--api-user {args.api_user} --full", flush=True)
 
+    # SIGINT or SIGTERM stops it, even where SIGINT came in ignored (a job started with
+    # `&` by a script, a test runner's worker): `kill -INT` must not be lost on a server.
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     try:
         serve(args.port, args.data, customers=args.customers, seed=args.seed,
               namespace=args.namespace, api_user=args.api_user, api_key=api_key,
-              on_ready=ready)
+              on_ready=ready, stop=stop)
     except OSError as err:
         print(f"magsync: cannot serve on port {args.port}: {err.strerror or err}",
               file=sys.stderr)

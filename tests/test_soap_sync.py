@@ -394,10 +394,16 @@ def test_emulator_command_serves_the_soap_api(tmp_path: Path) -> None:
                              timeout=60, check=False)
     assert missing.returncode == 2
     assert missing.stderr.strip() == f"magsync: emulator data not found: {tmp_path / 'nope'}"
-    proc = subprocess.Popen([str(BIN / "magsync"), "emulator", "--port", "0", "--customers",
-                             "30", "--api-user", "etl"], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    # Started with SIGINT ignored, as a script's `&` job (or a test runner's worker) starts
+    # it: `kill -INT` must stop it all the same.
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the child inherits SIG_IGN
+    try:
+        proc = subprocess.Popen([str(BIN / "magsync"), "emulator", "--port", "0",
+                                 "--customers", "30", "--api-user", "etl"], env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
