@@ -3,7 +3,7 @@
 python -m bench.magsync_case --input CSV --workdir DIR --result JSON [--mode steps|prefect]
 
 --mode steps (default) runs the flow body in-process without Prefect: flows/sync.py::run_sync
-with each Prefect task replaced by its plain function (`task.fn`), timed around run_sync
+with orchestrated=False (the flow's steps as plain functions, no API), timed around run_sync
 (source opened, run opened, every step, report written). --mode prefect runs the real
 `sync_flow`, which starts Prefect's temporary server; its body is the run report's
 started_at to finished_at, and the harness counts the rest of the child's wall time, less
@@ -20,8 +20,7 @@ from bench.child import Clock, case_parser, write_result
 
 CLOCK = Clock()
 
-from prefect import Task  # noqa: E402  (timed: the imports are a column of their own)
-from prefect.states import State  # noqa: E402
+from prefect.states import State  # noqa: E402  (timed: the imports are a column of their own)
 
 from magsync.flows import sync  # noqa: E402
 from magsync.flows.settings import load_settings  # noqa: E402
@@ -36,20 +35,12 @@ def record_count(report: dict[str, Any]) -> int:
                for action, n in counts.get(entity, {}).items() if action != "deleted")
 
 
-def unwrap_tasks() -> None:
-    """Replaces each Prefect task in flows/sync.py by its plain function, in this process
-    only, so `run_sync` composes exactly what the flow composes without an API server."""
-    for name, value in list(vars(sync).items()):
-        if isinstance(value, Task):
-            setattr(sync, name, value.fn)
-
-
 def run_steps(overrides: dict[str, Any]) -> dict[str, Any]:
-    """The flow body without Prefect: run_sync with its tasks unwrapped."""
+    """The flow body without Prefect: the flow's steps as plain functions
+    (run_sync(orchestrated=False)), as an untracked `magsync sync` runs them."""
     settings = load_settings(**overrides)
-    unwrap_tasks()
     CLOCK.begin()
-    report = sync.run_sync(settings)
+    report = sync.run_sync(settings, orchestrated=False)
     CLOCK.end()
     return report
 

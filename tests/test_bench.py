@@ -40,6 +40,13 @@ def test_harness_runs_every_case_and_appends_results(tmp_path: Path,
     # The re-sync floor and magsync agree on what changed (same records, same verdicts).
     assert "(b) magsync counts" in section and "(d) re-sync floor counts" in section
 
+    # The cases "without Prefect" run no task on any Prefect server (a temporary one costs
+    # seconds and would be counted as magsync's).
+    for key in ("first", "changed", "unchanged"):
+        log = (out / "300" / "logs" / f"{key}.log").read_text(encoding="utf-8")
+        assert "temporary server" not in log and "Task run" not in log, (key, log[-500:])
+    assert "Task run" in (out / "300" / "logs" / "prefect.log").read_text("utf-8")
+
     # The generated inputs are reused while the manifest matches.
     assert run.prepare_inputs(300, out / "300", seed=42) is False
 
