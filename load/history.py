@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from magsync.load.history_pii import PII_POLICY, PII_RULES, pii_metadata, reapply
 from magsync.load.parquet_export import export_schema
 from magsync.load.staging import ACTION_COL
 from magsync.transform.diff import Action, KeyIndex
@@ -54,7 +55,7 @@ def history_schema(entity: Entity, policy: PiiPolicy = KEEP_ALL) -> pa.Schema:
     """The version columns, then the exported values of `entity` (as the PII policy leaves
     them); the layout's version in the Parquet metadata (README, "History")."""
     return pa.schema([*VERSION_COLS, *export_schema(entity, policy)],
-                     metadata={LAYOUT: LAYOUT_VERSION})
+                     metadata={LAYOUT: LAYOUT_VERSION, **pii_metadata(entity, policy)})
 
 
 def history_dir(exports_dir: Path, entity: Entity) -> Path:
@@ -223,17 +224,24 @@ def open_children(exports_dir: Path, entity: Entity, parents: Sequence[str],
 def before_merge(exports_dir: Path, entity: Entity, stored: KeyIndex,
                  staged: Callable[[], Iterable[pa.Table]], deleted: Sequence[str],
                  parents_deleted: Sequence[str], *, run_id: str, at: datetime,
-                 policy: PiiPolicy = KEEP_ALL) -> None:
-    """Under the run lock, before the merge: settles a crashed run's versions, then writes
-    this run's as pending (transformed by `policy`), unless history has not begun on a
-    store that has rows (then `after_merge` seeds it)."""
+                 policy: PiiPolicy = KEEP_ALL) -> str | None:
+    """Under the run lock, before the merge: settles a crashed run's versions, applies a
+    changed PII policy to the files written before, then writes this run's versions as
+    pending (transformed by `policy`), unless history has not begun on a store that has
+    rows (then `after_merge` seeds it). Returns a note when the policy changed."""
     settle_pending(exports_dir, entity, stored, policy)
+    rewritten, stale = reapply(history_files(exports_dir, entity), entity, policy)
+    note = None if not rewritten else (
+        f"{entity.name} history: {rewritten} file(s) rewritten under the changed PII policy"
+        + (f"; {stale} keep values an earlier policy hashed, masked or dropped (they cannot "
+           "be restored or hashed again)" if stale else ""))
     if not has_history(exports_dir, entity) and len(stored.keys):
-        return
+        return note
     cascaded = open_children(exports_dir, entity, parents_deleted, at, policy)
     write_pending(exports_dir, entity, run_id,
                   run_versions(entity, staged(), deleted, run_id=run_id, at=at, policy=policy,
                                cascaded=cascaded), policy)
+    return note
 
 
 def after_merge(exports_dir: Path, entity: Entity, run_id: str, at: datetime,
@@ -318,9 +326,16 @@ def compact(exports_dir: Path, entity: Entity) -> tuple[int, int]:
         full = history_schema(entity)  # less the columns the PII policy drops
         schema = pa.schema([merged.schema.field(n) for n in full.names
                             if n in merged.column_names],
-                           metadata={**(full.metadata or {}), THROUGH: through.encode()})
+                           metadata={**(full.metadata or {}), **_pii_of(runs[-1]),
+                                     THROUGH: through.encode()})
         _write(folder / COMPACTED, schema, [merged.select(schema.names)])
     for path in folder.glob("run_id=*.parquet") if folder.is_dir() else []:
         if path.stem.removeprefix("run_id=") <= _compacted_through(folder / COMPACTED):
             path.unlink()  # merged now or by an interrupted compaction
     return len(runs), (pq.read_metadata(folder / COMPACTED).num_rows if runs else 0)
+
+
+def _pii_of(path: Path) -> dict[bytes, bytes]:
+    """The PII policy a history file records (the latest file's: the one in force)."""
+    meta = pq.read_schema(path).metadata or {}
+    return {k: v for k, v in meta.items() if k in (PII_POLICY, PII_RULES)}

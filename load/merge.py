@@ -61,9 +61,10 @@ def _history_before_merge(ctx: RunContext, staged: Staged, entity: Entity,
                           exports: Path, policy: PiiPolicy) -> None:
     plan = staged.plans[entity.name]
     parents = staged.plans[entity.parent].deletes if entity.parent else ()
-    history.before_merge(exports, entity, plan.index, partial(ctx.staging.parts, entity),
-                         plan.deletes, parents, run_id=ctx.run_id, at=ctx.report.started_at,
-                         policy=policy)
+    note = history.before_merge(exports, entity, plan.index,
+                                partial(ctx.staging.parts, entity), plan.deletes, parents,
+                                run_id=ctx.run_id, at=ctx.report.started_at, policy=policy)
+    ctx.report.notes.extend([note] if note else [])
 
 
 def merge_entity(ctx: RunContext, entity: Entity, now: datetime) -> None:

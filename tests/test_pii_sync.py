@@ -170,6 +170,31 @@ def test_history_rebuilds_every_run_under_the_policy(tmp_path: Path) -> None:
     assert leaks(out / "exports") == set()
 
 
+def test_a_policy_set_later_rewrites_the_history_written_before(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = input_csv(tmp_path / "v1.csv")
+    sync(first, out, full=True)
+    assert leaks(out / "exports")
+    edits = input_csv(tmp_path / "v2.csv", renamed=2, without=6)
+    _, report = sync(edits, out, full=True, allow_mass_delete=True,
+                     exports={"pii": POLICY, "pii_key": KEY})
+    assert report["status"] == "done", report
+    assert "customer history: 1 file(s) rewritten under the changed PII policy" \
+        in report["notes"]
+    assert leaks(out / "exports") == set()
+    at = datetime.fromisoformat(report["started_at"])
+    for entity in (CUSTOMER, ADDRESS):  # versions still line up under the hashed keys
+        columns = list(exported(out / "exports", entity).columns)
+        assert rows(as_of_arrow(out, entity, at), columns) == \
+            rows(exported(out / "exports", entity), columns), entity.name
+    actions = history.read_history(out / "exports", CUSTOMER).to_pandas()["action"]
+    assert sorted(actions) == ["created"] * N + ["deleted", "updated"]
+    _, again = sync(edits, out, full=True, exports={"pii": POLICY, "pii_key": KEY})
+    assert not [n for n in again["notes"] if "PII policy" in n]
+    assert history.compact(out / "exports", CUSTOMER)[0] == 2
+    assert leaks(out / "exports") == set()
+
+
 @pytest.mark.parametrize(("exports", "message"), [
     ({"pii": {"cart": {"email": "hash"}}, "pii_key": KEY}, "unknown entity 'cart'"),
     ({"pii": {"customer": {"shoe_size": "drop"}}}, "unknown or unexported column"),

@@ -67,13 +67,14 @@ class PiiPolicy:
                 if rule == "hash" and not self.key:
                     raise ValueError(f"{entity}.{column} is hashed: a PII key is required")
 
-    def _rules(self, entity: str) -> dict[str, str]:
+    def active(self, entity: str) -> dict[str, str]:
+        """`entity`'s rules other than keep."""
         return {c: r for c, r in self.rules.get(entity, {}).items() if r != "keep"}
 
     def fingerprint(self, entity: str) -> str:
         """A digest of `entity`'s rules (and of the key when it hashes): '' when every
         column is kept. Recorded beside an export; never reveals the key."""
-        rules = self._rules(entity)
+        rules = self.active(entity)
         if not rules:
             return ""
         text = json.dumps(sorted(rules.items())).encode()
@@ -83,11 +84,11 @@ class PiiPolicy:
 
     def hashes_key(self, entity: str) -> bool:
         """Whether `entity`'s record_key is hashed in the exports."""
-        return self._rules(entity).get(KEY_COL) == "hash"
+        return self.active(entity).get(KEY_COL) == "hash"
 
     def dropped(self, entity: str) -> set[str]:
         """The columns `entity`'s exports leave out."""
-        return {c for c, r in self._rules(entity).items() if r == "drop"}
+        return {c for c, r in self.active(entity).items() if r == "drop"}
 
     def schema(self, entity: str, schema: pa.Schema) -> pa.Schema:
         """`schema` without the dropped columns (hashed and masked ones stay text)."""
@@ -97,7 +98,7 @@ class PiiPolicy:
     def apply(self, entity: str, table: Tab) -> Tab:
         """`table` as the exports hold it: columns hashed, masked or dropped (those it has;
         record_key too when hashed)."""
-        for column, rule in self._rules(entity).items():
+        for column, rule in self.active(entity).items():
             if column not in table.column_names:
                 continue
             at = table.schema.get_field_index(column)
@@ -121,7 +122,7 @@ class PiiPolicy:
 
     def column_array(self, entity: str, column: str, values: pa.Array) -> pa.Array:
         """Key values as `entity`'s exports hold them in `column` (kept or hashed)."""
-        hashed = self._rules(entity).get(column) == "hash"
+        hashed = self.active(entity).get(column) == "hash"
         return self._hash(_flat(values), lower=column == "email") if hashed else values
 
     def locator(self, entity: str, index: KeyIndex) -> Callable[[pa.Array], np.ndarray]:
