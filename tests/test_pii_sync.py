@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import shutil
-from datetime import datetime
+import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +18,14 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
+from magsync.flows.crash import CRASH_ENV
 from magsync.flows.messages import settings_error
 from magsync.flows.settings import load_settings
 from magsync.load import history
 from magsync.transform.schema import ADDRESS, CUSTOMER, KEY_COL
 from tests.csvbuild import address_fields, continuation, customer_row, write_csv
 from tests.synchelp import db, sync
+from tests.test_crash import forked
 from tests.test_history_sync import as_of_arrow, as_of_pandas, exported, rows
 
 KEY = "k" * 16 + "-first-pii-key"
@@ -206,3 +210,26 @@ def test_policy_errors_are_settings_errors(exports: dict[str, Any], message: str
     with pytest.raises(ValidationError) as err:
         load_settings(exports=exports)
     assert message in settings_error(err.value)
+
+
+@pytest.mark.parametrize("point", ["merge-transaction", "after-commit"])
+def test_a_killed_run_settles_its_hashed_versions(tmp_path: Path, point: str) -> None:
+    """The rerun finds the killed run's pending versions in the target by their hashed
+    keys: the ones its merge committed are published, the rest written again."""
+    out = tmp_path / "out"
+    url = f"sqlite:///{out / 'magsync.sqlite'}"
+    env = {"MAGSYNC_EXPORTS__PII": json.dumps(POLICY), "MAGSYNC_EXPORTS__PII_KEY": KEY}
+    assert forked(input_csv(tmp_path / "v1.csv"), out, url, **env) == 0
+    edits = input_csv(tmp_path / "v2.csv", renamed=2, without=6)
+    assert forked(edits, out, url, **env, **{CRASH_ENV: point}) == -signal.SIGKILL
+    assert forked(edits, out, url, **env) == 0
+    now = datetime.now(UTC)
+    for entity in (CUSTOMER, ADDRESS):
+        table = history.read_history(out / "exports", entity)
+        columns = list(exported(out / "exports", entity).columns)
+        assert rows(history.as_of(table, now).to_pandas(), columns) \
+            == rows(exported(out / "exports", entity), columns), (point, entity.name)
+    actions = history.read_history(out / "exports", CUSTOMER).to_pandas()["action"]
+    assert sorted(actions) == ["created"] * N + ["deleted", "updated"]
+    assert not list((out / "exports" / "history").glob("*/_pending/*.parquet"))
+    assert leaks(out / "exports") == set()
