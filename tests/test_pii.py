@@ -54,3 +54,11 @@ def test_fingerprints_name_the_rules_and_key_never_the_key() -> None:
     assert one.fingerprint("address") == ""
     with pytest.raises(ValueError, match="PII key is required"):
         PiiPolicy(rules)
+
+
+def test_extra_can_be_dropped_not_masked() -> None:
+    schema = pa.schema([pa.field("email", pa.string()), pa.field("extra", pa.string())])
+    assert PiiPolicy({"customer": {"extra": "drop"}}).schema("customer", schema).names \
+        == ["email"]
+    with pytest.raises(ValueError, match="can only be kept or dropped"):
+        PiiPolicy({"customer": {"extra": "mask"}})

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from magsync.transform.diff import KeyIndex
-from magsync.transform.schema import ENTITIES, KEY_COL, Kind
+from magsync.transform.schema import ENTITIES, EXTRA_COL, KEY_COL, Kind
 
 Rule = Literal["keep", "hash", "mask", "drop"]
 KEY_RULES = ("keep", "hash")  # a record_key can be hashed, never masked or dropped
@@ -39,6 +39,9 @@ def rule_error(entity: str, column: str, rule: str) -> str | None:
     """Why `rule` cannot apply to `entity`.`column`, or None when it can."""
     if entity not in ENTITIES:
         return f"unknown entity {entity!r} (known: {', '.join(sorted(ENTITIES))})"
+    if column == EXTRA_COL:  # unknown attributes, as JSON: whole or not at all
+        return None if rule in ("keep", "drop") else f"{entity}.{EXTRA_COL} can only be " \
+            "kept or dropped"
     if column == KEY_COL:
         return None if rule in KEY_RULES else f"{entity}.{KEY_COL} can only be kept or hashed"
     ent = ENTITIES[entity]
