@@ -114,13 +114,15 @@ def merge(run: Run, staged: Staged) -> None:
     """Writes the staged run to the target (load/merge.py)."""
     s = run.settings
     merging.merge(run.context, staged, hard_delete=s.hard_delete, full=s.full,
-                  history_in=s.output_dir / "exports" if s.history else None)
+                  history_in=s.output_dir / "exports" if s.history else None,
+                  policy=s.exports.policy())
 
 
 def export(run: Run, staged: Staged) -> None:
     """Brings the Parquet exports up to date with the target's active rows."""
     merging.export(run.context, staged, run.settings.output_dir / "exports",
-                   run.settings.batch_size, history_on=run.settings.history)
+                   run.settings.batch_size, history_on=run.settings.history,
+                   policy=run.settings.exports.policy())
 
 
 def finish(run: Run, status: str, error: str | None = None) -> RunReport:

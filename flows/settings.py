@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from magsync.flows.export_settings import ExportSettings
 from magsync.flows.layered import LayeredSettings, load_layered
 from magsync.flows.secret_url import SecretUrl
 
@@ -108,6 +109,7 @@ class Settings(RunSettings):
                                       toml_file=CONFIG_FILE, extra="forbid")
 
     target: TargetSettings = TargetSettings()
+    exports: ExportSettings = ExportSettings()  # the PII policy of the Parquet exports
     batch_size: int = Field(50_000, ge=1)
     full: bool = False
     hard_delete: bool = False

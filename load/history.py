@@ -27,9 +27,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from magsync.load.history_pii import PII_POLICY, PII_RULES, pii_metadata, reapply
 from magsync.load.parquet_export import export_schema
 from magsync.load.staging import ACTION_COL
 from magsync.transform.diff import Action, KeyIndex
+from magsync.transform.pii import KEEP_ALL, PiiPolicy
 from magsync.transform.schema import HASH_COL, KEY_COL, Entity
 
 HISTORY = "history"
@@ -49,11 +51,11 @@ VERSION_COLS = [
 OPENS = {Action.CREATED.value, Action.UPDATED.value, Action.RESTORED.value, SEEDED}
 
 
-def history_schema(entity: Entity) -> pa.Schema:
-    """The version columns, then the exported values of `entity`; the layout's version in
-    the Parquet metadata (README, "History")."""
-    return pa.schema([*VERSION_COLS, *export_schema(entity)],
-                     metadata={LAYOUT: LAYOUT_VERSION})
+def history_schema(entity: Entity, policy: PiiPolicy = KEEP_ALL) -> pa.Schema:
+    """The version columns, then the exported values of `entity` (as the PII policy leaves
+    them); the layout's version in the Parquet metadata (README, "History")."""
+    return pa.schema([*VERSION_COLS, *export_schema(entity, policy)],
+                     metadata={LAYOUT: LAYOUT_VERSION, **pii_metadata(entity, policy)})
 
 
 def history_dir(exports_dir: Path, entity: Entity) -> Path:
@@ -88,10 +90,12 @@ def has_history(exports_dir: Path, entity: Entity) -> bool:
 
 
 def _versions(entity: Entity, values: pa.Table, *, run_id: str, at: datetime,
-              action: pa.Array) -> pa.Table:
-    """Version rows for `values` (record_key, row_hash and the exported columns)."""
+              action: pa.Array, policy: PiiPolicy = KEEP_ALL) -> pa.Table:
+    """Version rows for `values` (record_key, row_hash and the exported columns, each
+    raw: `policy` transforms them)."""
+    values = policy.apply(entity.name, values)
     n = values.num_rows
-    schema = history_schema(entity)
+    schema = history_schema(entity, policy)
     columns = {
         KEY_COL: values.column(KEY_COL),
         "valid_from": pa.array([at] * n, schema.field("valid_from").type),
@@ -100,26 +104,32 @@ def _versions(entity: Entity, values: pa.Table, *, run_id: str, at: datetime,
         "action": action,
         HASH_COL: values.column(HASH_COL),
     }
-    for field in export_schema(entity):
+    for field in export_schema(entity, policy):
         columns[field.name] = values.column(field.name) if field.name in values.column_names \
             else pa.nulls(n, field.type)
     return pa.table(columns, schema=schema)
 
 
 def run_versions(entity: Entity, staged: Iterable[pa.Table], deleted: Iterable[str], *,
-                 run_id: str, at: datetime) -> Iterator[pa.Table]:
+                 run_id: str, at: datetime, policy: PiiPolicy = KEEP_ALL,
+                 cascaded: Iterable[str] = ()) -> Iterator[pa.Table]:
     """The versions a run opens (its staged writes, each with its planned action) and the
-    `deleted` rows that close the versions of the keys it deleted."""
+    `deleted` rows that close the versions of the keys it deleted (raw record keys), or
+    of the `cascaded` ones (keys as the history holds them)."""
     names = [KEY_COL, HASH_COL, *export_schema(entity).names]
     for table in staged:
         if table.num_rows:
             yield _versions(entity, table.select([n for n in names if n in table.column_names]),
-                            run_id=run_id, at=at, action=table.column(ACTION_COL))
-    gone = pa.array(sorted(set(deleted)), pa.string())
+                            run_id=run_id, at=at, action=table.column(ACTION_COL),
+                            policy=policy)
+    keys = pa.array(list(deleted), pa.string())
+    gone = pa.array(sorted({*policy.key_array(entity.name, keys).to_pylist(), *cascaded}),
+                    pa.string())
     if len(gone):
         values = pa.table({KEY_COL: gone, HASH_COL: pa.nulls(len(gone), pa.int64())})
         yield _versions(entity, values, run_id=run_id, at=at,
-                        action=pa.array([Action.DELETED.value] * len(gone), pa.string()))
+                        action=pa.array([Action.DELETED.value] * len(gone), pa.string()),
+                        policy=policy.without_key(entity.name))
 
 
 def _write(path: Path, schema: pa.Schema, tables: Iterable[pa.Table]) -> int:
@@ -143,11 +153,11 @@ def _run_file(exports_dir: Path, entity: Entity, run_id: str, *, pending: bool) 
 
 
 def write_pending(exports_dir: Path, entity: Entity, run_id: str,
-                  versions: Iterable[pa.Table]) -> Path | None:
+                  versions: Iterable[pa.Table], policy: PiiPolicy = KEEP_ALL) -> Path | None:
     """Writes a run's versions under `_pending/` (before its merge commits); None, and no
     file, when the run changed nothing."""
     path = _run_file(exports_dir, entity, run_id, pending=True)
-    if _write(path, history_schema(entity), versions):
+    if _write(path, history_schema(entity, policy), versions):
         return path
     path.unlink()
     return None
@@ -160,7 +170,8 @@ def publish(exports_dir: Path, entity: Entity, run_id: str) -> None:
         pending.replace(_run_file(exports_dir, entity, run_id, pending=False))
 
 
-def settle_pending(exports_dir: Path, entity: Entity, stored: KeyIndex) -> list[str]:
+def settle_pending(exports_dir: Path, entity: Entity, stored: KeyIndex,
+                   policy: PiiPolicy = KEEP_ALL) -> list[str]:
     """Settles what a crashed run left pending, from the target as read under the run lock
     before this run writes: the versions the target holds (its merge committed them, maybe
     only some of its transactions) are published, the rest dropped (the rerun writes them
@@ -170,19 +181,22 @@ def settle_pending(exports_dir: Path, entity: Entity, stored: KeyIndex) -> list[
     for path in sorted(folder.glob("run_id=*.parquet")) if folder.is_dir() else []:
         run_id = path.stem.removeprefix("run_id=")
         versions = pq.read_table(path)
-        held = versions.filter(pa.array(_held(versions, stored)))
+        held = versions.filter(pa.array(_held(versions, stored,
+                                              policy.locator(entity.name, stored))))
         if held.num_rows:
-            _write(_run_file(exports_dir, entity, run_id, pending=False),
-                   history_schema(entity), [held])
+            _write(_run_file(exports_dir, entity, run_id, pending=False), versions.schema,
+                   [held])
             published.append(run_id)
         path.unlink()
     return published
 
 
-def _held(versions: pa.Table, stored: KeyIndex) -> np.ndarray:
+def _held(versions: pa.Table, stored: KeyIndex,
+          locate: Callable[[pa.Array], np.ndarray]) -> np.ndarray:
     """Per version, whether the target's row is what it describes: active with its row
-    hash (a version opened), or absent or soft-deleted (a key deleted)."""
-    pos = stored.positions(versions.column(KEY_COL))
+    hash (a version opened), or absent or soft-deleted (a key deleted). `locate` finds
+    the record keys as the history holds them."""
+    pos = locate(versions.column(KEY_COL).combine_chunks())
     hit = pos >= 0
     at = np.where(hit, pos, 0)
     action = versions.column("action").to_numpy(zero_copy_only=False)
@@ -194,55 +208,67 @@ def _held(versions: pa.Table, stored: KeyIndex) -> np.ndarray:
 
 
 def open_children(exports_dir: Path, entity: Entity, parents: Sequence[str],
-                  at: datetime) -> list[str]:
-    """Keys of `entity` whose current version belongs to one of the deleted `parents`:
-    the delete cascades to them."""
+                  at: datetime, policy: PiiPolicy = KEEP_ALL) -> list[str]:
+    """Keys of `entity` (as the history holds them) whose current version belongs to one
+    of the deleted `parents` (raw keys): the delete cascades to them."""
     if not parents or entity.parent_key_col is None or not has_history(exports_dir, entity):
         return []
     current = as_of(read_history(exports_dir, entity, [entity.parent_key_col, "action"]), at)
-    mine = pc.is_in(current.column(entity.parent_key_col),
-                    value_set=pa.array(list(parents), pa.string()))
+    wanted = policy.column_array(entity.name, entity.parent_key_col,
+                                 pa.array(list(parents), pa.string()))
+    mine = pc.is_in(current.column(entity.parent_key_col), value_set=wanted)
     keys: list[str] = current.filter(mine).column(KEY_COL).to_pylist()
     return keys
 
 
 def before_merge(exports_dir: Path, entity: Entity, stored: KeyIndex,
                  staged: Callable[[], Iterable[pa.Table]], deleted: Sequence[str],
-                 parents_deleted: Sequence[str], *, run_id: str, at: datetime) -> None:
-    """Under the run lock, before the merge: settles a crashed run's versions, then writes
-    this run's as pending, unless history has not begun on a store that has rows (then
-    `after_merge` seeds it)."""
-    settle_pending(exports_dir, entity, stored)
+                 parents_deleted: Sequence[str], *, run_id: str, at: datetime,
+                 policy: PiiPolicy = KEEP_ALL) -> str | None:
+    """Under the run lock, before the merge: settles a crashed run's versions, applies a
+    changed PII policy to the files written before, then writes this run's versions as
+    pending (transformed by `policy`), unless history has not begun on a store that has
+    rows (then `after_merge` seeds it). Returns a note when the policy changed."""
+    settle_pending(exports_dir, entity, stored, policy)
+    rewritten, stale = reapply(history_files(exports_dir, entity), entity, policy)
+    note = None if not rewritten else (
+        f"{entity.name} history: {rewritten} file(s) rewritten under the changed PII policy"
+        + (f"; {stale} keep values an earlier policy hashed, masked or dropped (they cannot "
+           "be restored or hashed again)" if stale else ""))
     if not has_history(exports_dir, entity) and len(stored.keys):
-        return
-    cascaded = open_children(exports_dir, entity, parents_deleted, at)
+        return note
+    cascaded = open_children(exports_dir, entity, parents_deleted, at, policy)
     write_pending(exports_dir, entity, run_id,
-                  run_versions(entity, staged(), [*deleted, *cascaded], run_id=run_id, at=at))
+                  run_versions(entity, staged(), deleted, run_id=run_id, at=at, policy=policy,
+                               cascaded=cascaded), policy)
+    return note
 
 
 def after_merge(exports_dir: Path, entity: Entity, run_id: str, at: datetime,
-                active: Callable[[], Iterable[pa.RecordBatch]]) -> str | None:
+                active: Callable[[], Iterable[pa.RecordBatch]],
+                policy: PiiPolicy = KEEP_ALL) -> str | None:
     """After the merge committed: publishes this run's versions, or seeds history from the
     target's active rows where it has not begun; returns a note when it seeded."""
     publish(exports_dir, entity, run_id)
     if has_history(exports_dir, entity):
         return None
-    rows = seed(exports_dir, entity, run_id, at, active)
+    rows = seed(exports_dir, entity, run_id, at, active, policy)
     return f"{entity.name} history begins with this run: {rows} current row(s) seeded"
 
 
 def seed(exports_dir: Path, entity: Entity, run_id: str, at: datetime,
-         active: Callable[[], Iterable[pa.RecordBatch]]) -> int:
+         active: Callable[[], Iterable[pa.RecordBatch]], policy: PiiPolicy = KEEP_ALL) -> int:
     """Starts `entity`'s history from the target's active rows (keyed batches, as for the
     exports); returns the versions written."""
     def tables() -> Iterator[pa.Table]:
         for batch in active():
             table = pa.Table.from_batches([batch])
             yield _versions(entity, table, run_id=run_id, at=at,
-                            action=pa.array([SEEDED] * table.num_rows, pa.string()))
+                            action=pa.array([SEEDED] * table.num_rows, pa.string()),
+                            policy=policy)
 
     return _write(_run_file(exports_dir, entity, run_id, pending=False),
-                  history_schema(entity), tables())
+                  history_schema(entity, policy), tables())
 
 
 def read_history(exports_dir: Path, entity: Entity,
@@ -254,7 +280,8 @@ def read_history(exports_dir: Path, entity: Entity,
     wanted = None if columns is None else list(dict.fromkeys(
         [KEY_COL, "valid_from", "valid_to", *columns]))
     tables = [pq.read_table(f, columns=wanted) for f in files]
-    table = pa.concat_tables(tables) if tables else \
+    # files written under an earlier PII policy may lack a column a later one keeps
+    table = pa.concat_tables(tables, promote_options="default") if tables else \
         schema.empty_table().select(wanted or schema.names)
     return with_valid_to(table)
 
@@ -296,10 +323,19 @@ def compact(exports_dir: Path, entity: Entity) -> tuple[int, int]:
     if runs:
         merged = read_history(exports_dir, entity)
         through = runs[-1].stem.removeprefix("run_id=")
-        schema = history_schema(entity)
-        schema = schema.with_metadata({**(schema.metadata or {}), THROUGH: through.encode()})
+        full = history_schema(entity)  # less the columns the PII policy drops
+        schema = pa.schema([merged.schema.field(n) for n in full.names
+                            if n in merged.column_names],
+                           metadata={**(full.metadata or {}), **_pii_of(runs[-1]),
+                                     THROUGH: through.encode()})
         _write(folder / COMPACTED, schema, [merged.select(schema.names)])
     for path in folder.glob("run_id=*.parquet") if folder.is_dir() else []:
         if path.stem.removeprefix("run_id=") <= _compacted_through(folder / COMPACTED):
             path.unlink()  # merged now or by an interrupted compaction
     return len(runs), (pq.read_metadata(folder / COMPACTED).num_rows if runs else 0)
+
+
+def _pii_of(path: Path) -> dict[bytes, bytes]:
+    """The PII policy a history file records (the latest file's: the one in force)."""
+    meta = pq.read_schema(path).metadata or {}
+    return {k: v for k, v in meta.items() if k in (PII_POLICY, PII_RULES)}

@@ -14,25 +14,26 @@ from pathlib import Path
 from sqlalchemy.engine import Connection
 
 from magsync.load import history
-from magsync.load.parquet_export import RunDelta, refresh_export
+from magsync.load.parquet_export import RunDelta, policy_changed, refresh_export
 from magsync.load.run_context import RunContext
 from magsync.load.sql_store import utc_now
 from magsync.load.sync_state import Staged
 from magsync.transform.faults import Fault
+from magsync.transform.pii import KEEP_ALL, PiiPolicy
 from magsync.transform.schema import LOAD_ORDER, Entity
 
 
 def merge(ctx: RunContext, staged: Staged, *, hard_delete: bool, full: bool,
-          history_in: Path | None = None) -> None:
+          history_in: Path | None = None, policy: PiiPolicy = KEEP_ALL) -> None:
     """Applies deletes, then staged upserts, then faults, cursors and cleared faults; with
     `history_in` (the exports folder), the run's versions are written there first, pending
-    until the merge commits (load/history.py)."""
+    until the merge commits (load/history.py), transformed by the PII `policy`."""
     now = utc_now()
     target = ctx.target
     with ctx.report.timed("merge"):
         if history_in is not None:
             for entity in LOAD_ORDER:
-                _history_before_merge(ctx, staged, entity, history_in)
+                _history_before_merge(ctx, staged, entity, history_in, policy)
         with target.begin() as conn:
             for entity in LOAD_ORDER:
                 deletes = staged.plans[entity.name].deletes
@@ -57,11 +58,13 @@ def merge(ctx: RunContext, staged: Staged, *, hard_delete: bool, full: bool,
 
 
 def _history_before_merge(ctx: RunContext, staged: Staged, entity: Entity,
-                          exports: Path) -> None:
+                          exports: Path, policy: PiiPolicy) -> None:
     plan = staged.plans[entity.name]
     parents = staged.plans[entity.parent].deletes if entity.parent else ()
-    history.before_merge(exports, entity, plan.index, partial(ctx.staging.parts, entity),
-                         plan.deletes, parents, run_id=ctx.run_id, at=ctx.report.started_at)
+    note = history.before_merge(exports, entity, plan.index,
+                                partial(ctx.staging.parts, entity), plan.deletes, parents,
+                                run_id=ctx.run_id, at=ctx.report.started_at, policy=policy)
+    ctx.report.notes.extend([note] if note else [])
 
 
 def merge_entity(ctx: RunContext, entity: Entity, now: datetime) -> None:
@@ -110,22 +113,27 @@ def _fault_keys(faults: tuple[Fault, ...]) -> set[tuple[str, str | None]]:
 
 
 def export(ctx: RunContext, staged: Staged, exports: Path, batch_rows: int, *,
-           history_on: bool = False) -> None:
-    """Brings the Parquet exports up to date with the target's active rows; a child's
+           history_on: bool = False, policy: PiiPolicy = KEEP_ALL) -> None:
+    """Brings the Parquet exports up to date with the target's active rows, transformed
+    by the PII `policy` (a changed policy rewrites them, once, with a note); a child's
     delta includes the deletes of its parent (its rows went with it). With `history_on`,
     publishes the run's versions first (or seeds history where it has not begun)."""
     with ctx.report.timed("export"):
         for entity in LOAD_ORDER:
             if history_on:
                 note = history.after_merge(exports, entity, ctx.run_id, ctx.report.started_at,
-                                           partial(ctx.target.iter_active, entity, batch_rows))
+                                           partial(ctx.target.iter_active, entity, batch_rows),
+                                           policy)
                 ctx.report.notes.extend([note] if note else [])
             plan = staged.plans[entity.name]
             parent = staged.plans[entity.parent].deletes if entity.parent else ()
             delta = RunDelta(plan.index, plan.deletes, parent,
                              partial(ctx.staging.parts, entity))
+            if policy_changed(entity, exports, policy):
+                ctx.report.notes.append(f"{entity.name} export rewritten: the PII policy "
+                                        "changed")
             path = refresh_export(
                 entity, delta, partial(ctx.target.iter_active, entity, batch_rows),
                 exports, batch_rows=batch_rows,
-                before_rename=partial(ctx.checkpoint, "export-before-rename"))
+                before_rename=partial(ctx.checkpoint, "export-before-rename"), policy=policy)
             ctx.report.exports[entity.name] = str(path)
