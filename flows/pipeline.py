@@ -1,8 +1,8 @@
 """The steps of a sync as plain functions: open, stage, guard, merge, export, finish.
 
-The Prefect flow in flows/sync.py wraps each step in a task; tests may call them directly.
-Composition only: the rules live in load/ (stager, guards, merge) and transform/. The run's
-resources are a frozen `Run`; what staging found travels as a value (`Staged`).
+flows/sync.py wraps each step in a Prefect task. Composition only: the rules live in load/
+(stager, guards, merge) and transform/; the run's resources are a frozen `Run`, and what
+staging found travels as a value (`Staged`).
 """
 
 from __future__ import annotations
@@ -120,9 +120,9 @@ def merge(run: Run, staged: Staged) -> None:
 
 def export(run: Run, staged: Staged) -> None:
     """Brings the Parquet exports up to date with the target's active rows."""
-    merging.export(run.context, staged, run.settings.output_dir / "exports",
-                   run.settings.batch_size, history_on=run.settings.history,
-                   policy=run.settings.exports.policy())
+    s = run.settings
+    merging.export(run.context, staged, s.output_dir / "exports", s.batch_size,
+                   history_on=s.history, policy=s.exports.policy())
 
 
 def finish(run: Run, status: str, error: str | None = None) -> RunReport:
