@@ -128,9 +128,7 @@ def export(run: Run, staged: Staged) -> None:
 def finish(run: Run, status: str, error: str | None = None) -> RunReport:
     """Closes the report, records the run (unless dry-run) and prunes old reports."""
     ctx, report = run.context, run.report
-    report.status = status
-    report.error = error
-    report.finished_at = datetime.now(UTC)
+    report.status, report.error, report.finished_at = status, error, datetime.now(UTC)
     checkpoint("report")
     ctx.records.close()
     ctx.staging.remove()
