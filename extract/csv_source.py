@@ -115,6 +115,8 @@ def _any_nonempty(table: pa.Table, columns: list[str]) -> np.ndarray:
 class CsvSource:
     """Reads every CSV under a path and yields one RawBatch per entity and chunk."""
 
+    paced = False  # a file: read as fast as the pipeline takes it
+
     def __init__(self, path: Path, *, batch_size: int, website_codes: Mapping[str, int],
                  block_bytes: int = 8 << 20, encoding: str | None = None,
                  delimiter: str = ",") -> None:

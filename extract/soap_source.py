@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 
+from magsync.extract.prefetch import Prefetch
 from magsync.magento.errors import (
     MagentoCallFault,
     MagentoFatalError,
@@ -69,6 +70,20 @@ NOT_IN_V2: dict[str, frozenset[str]] = {
     ADDRESS.name: frozenset({"vat_id", EXTRA_COL}),
 }
 V2_ADDRESS_CHUNK = 10  # customerAddressList requests per pool task: keeps the slots busy
+# Customer windows read ahead of the pipeline (each with its address calls on the pool):
+# enough to keep the store's slots busy while a batch is normalised and validated, and the
+# most windows one batch takes together.
+PREFETCH_WINDOWS = 8
+
+
+@dataclass(frozen=True)
+class Window:
+    """One customer.list window: its line (the request's ordinal), its customers, and the
+    address calls submitted for them (customer ids, pending answers)."""
+
+    line: int
+    rows: list[dict[str, Any]]
+    calls: list[tuple[list[int], Future[list[Any]]]]
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,7 @@ class SoapSource:
     """Reads a store over SOAP v1 and yields RawBatches; `cursors()` after iteration."""
 
     has_groups = True
+    paced = True  # waits on the network: the pipeline validates as rows come
 
     def __init__(self, client: MagentoClient, options: SoapOptions) -> None:
         self.client = client
@@ -162,27 +178,39 @@ class SoapSource:
 
     def _customers_and_addresses(self, client: MagentoClient,
                                  pool: ThreadPoolExecutor) -> Iterator[RawBatch]:
-        """Customers window by window; a window's addresses are fetched on the pool while
-        the next window is read, and yielded after it (always after their customers)."""
+        """Customers window by window, read ahead by a thread of their own while the
+        pipeline works (extract/prefetch.py); each window's addresses are fetched on the
+        pool as soon as its customers are read. The windows already read are taken
+        together, so a busy pipeline gets fewer, bigger batches; a group's addresses are
+        yielded after the next group's customers (always after their own customers)."""
+        windows = Prefetch(self._windows(client, pool), ahead=PREFETCH_WINDOWS,
+                           name="magsync-soap-windows")
+        previous: list[Window] = []
+        with windows:
+            for group in windows.groups(limit=PREFETCH_WINDOWS):
+                rows = [row for window in group for row in window.rows]
+                lines = [window.line for window in group for _ in window.rows]
+                for start in range(0, len(rows), self.options.batch_size):
+                    stop = start + self.options.batch_size
+                    yield self._batch(CUSTOMER, raw_frame(CUSTOMER, rows[start:stop],
+                                                          self.endpoint, lines[start:stop]))
+                yield from self._address_batches(previous)
+                previous = group
+            yield from self._address_batches(previous)
+
+    def _windows(self, client: MagentoClient, pool: ThreadPoolExecutor) -> Iterator[Window]:
+        """Each window of customers, its address calls submitted to the pool."""
         windows = self._changed(client) if self.incremental else self._id_windows(client)
-        previous: tuple[int, list[tuple[list[int], Future[list[Any]]]]] | None = None
         for line, rows in windows:
             self._advance_cursor(rows)
             ids = [int(row["customer_id"]) for row in rows]
             chunk = min(self.options.multicall_size, V2_ADDRESS_CHUNK) if self.typed else (
                 self.options.multicall_size)
-            pending = [(part, pool.submit(self._address_call, client, part))
-                       for part in _chunks(ids, chunk)]
+            calls = [(part, pool.submit(self._address_call, client, part))
+                     for part in _chunks(ids, chunk)]
             self.requests["customerAddressList" if self.typed else "multiCall"] += (
-                len(ids) if self.typed else len(pending))
-            for part in _chunks(rows, self.options.batch_size):
-                yield self._batch(CUSTOMER, raw_frame(CUSTOMER, part, self.endpoint,
-                                                      [line] * len(part)))
-            if previous is not None:
-                yield from self._address_batches(*previous)
-            previous = (line, pending)
-        if previous is not None:
-            yield from self._address_batches(*previous)
+                len(ids) if self.typed else len(calls))
+            yield Window(line, rows, calls)
 
     def _batch(self, entity: Entity, frame: pd.DataFrame, faults: list[Fault] | None = None,
                keyless: int = 0) -> RawBatch:
@@ -248,31 +276,32 @@ class SoapSource:
                                     resource="customer_address.list")
         return results
 
-    def _address_batches(self, line: int,
-                         pending: list[tuple[list[int], Future[list[Any]]]]
-                         ) -> Iterator[RawBatch]:
+    def _address_batches(self, windows: list[Window]) -> Iterator[RawBatch]:
         rows: list[dict[str, Any]] = []
+        lines: list[int] = []
         faults: list[Fault] = []
         keyless = 0
-        for ids, future in pending:
-            for cid, result in zip(ids, future.result(), strict=True):
-                if isinstance(result, list):
-                    rows += [{**row, "customer_id": cid} for row in result
-                             if isinstance(row, dict)]
-                    continue
-                faults.append(self._address_fault(cid, result, line))
-                keyless += faults[-1].rule != "vanished"
-            size = self.options.batch_size
-            while len(rows) >= size:
-                part, rows = rows[:size], rows[size:]
-                yield self._address_batch(part, line, faults, keyless)
-                faults, keyless = [], 0
+        size = self.options.batch_size
+        for window in windows:
+            for ids, future in window.calls:
+                for cid, result in zip(ids, future.result(), strict=True):
+                    if isinstance(result, list):
+                        found = [{**row, "customer_id": cid} for row in result
+                                 if isinstance(row, dict)]
+                        rows += found
+                        lines += [window.line] * len(found)
+                        continue
+                    faults.append(self._address_fault(cid, result, window.line))
+                    keyless += faults[-1].rule != "vanished"
+                while len(rows) >= size:
+                    yield self._address_batch(rows[:size], lines[:size], faults, keyless)
+                    rows, lines, faults, keyless = rows[size:], lines[size:], [], 0
         if rows or faults:
-            yield self._address_batch(rows, line, faults, keyless)
+            yield self._address_batch(rows, lines, faults, keyless)
 
-    def _address_batch(self, rows: list[dict[str, Any]], line: int, faults: list[Fault],
-                       keyless: int) -> RawBatch:
-        frame = raw_frame(ADDRESS, rows, self.endpoint, [line] * len(rows))
+    def _address_batch(self, rows: list[dict[str, Any]], lines: list[int],
+                       faults: list[Fault], keyless: int) -> RawBatch:
+        frame = raw_frame(ADDRESS, rows, self.endpoint, lines)
         return self._batch(ADDRESS, frame, faults, keyless)
 
     def _address_fault(self, customer_id: int, result: Any, line: int) -> Fault:

@@ -90,10 +90,11 @@ def open_run(settings: Settings, input_description: str) -> Run:
     return Run(settings, started, report_dir, context, validator, lock, options)
 
 
-def stage(run: Run, batches: Iterable[RawBatch], *, has_groups: bool) -> Staged:
+def stage(run: Run, batches: Iterable[RawBatch], *, has_groups: bool,
+          paced: bool = False) -> Staged:
     """Stages every batch (load/stager.py), then plans the deletes of a full run."""
     staged = stage_all(run.context, run.validator, run.options, batches,
-                       has_groups=has_groups)
+                       has_groups=has_groups, paced=paced)
     return plan_deletes(run.context, staged, full=run.settings.full)
 
 

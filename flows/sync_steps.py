@@ -30,7 +30,7 @@ def stage_step(run: pipeline.Run, source: Source) -> Staged:
     """Extract, normalise, diff and stage every batch; plan the deletes."""
     batches = watched(source, run_id=run.context.run_id, command="sync",  # progress
                       source_name=run.settings.source.name, progress=run.settings.progress)
-    staged = pipeline.stage(run, batches, has_groups=source.has_groups)
+    staged = pipeline.stage(run, batches, has_groups=source.has_groups, paced=source.paced)
     return replace(staged, cursors=source.cursors())
 
 

@@ -6,6 +6,7 @@ import logging
 import re
 import signal
 import subprocess
+import time
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -161,6 +162,34 @@ def test_full_scan_crosses_id_gaps_in_bounded_batches(caplog: pytest.LogCaptureF
     assert source.requests["customer.list"] < 30  # galloping, not 9000 windows
     assert source.cursors() == {"customer": max(
         str(c["updated_at"]) for c in emu.store.list_customers({}))}
+
+
+def test_windows_read_ahead_are_taken_together_by_a_busy_pipeline() -> None:
+    """The customer windows are read on a thread of their own: while the pipeline works on
+    one batch the next windows arrive, and the next batch takes all of them (fewer,
+    bigger batches), addresses still after their customers and lines kept per window."""
+    ids = list(range(1, 81))  # 8 windows of 10
+    with run_emulator(simple_store(ids, addresses=1), users={"etl": KEY}) as emu:
+        source = source_for(emu.url, batch_size=1_000)
+        got: list[RawBatch] = []
+        for batch in source:
+            got.append(batch)
+            time.sleep(0.5)  # a busy pipeline
+    customers = [b for b in got if b.entity.name == "customer"]
+    assert [int(i) for b in customers for i in b.frame["customer_id"]] == ids
+    assert any(len(b.frame) > 10 for b in customers)  # more than one window in a batch
+    assert len(customers) < 8
+    lines = {int(c): int(n) for b in customers
+             for c, n in zip(b.frame["customer_id"], b.frame["_line"], strict=True)}
+    assert lines[1] != lines[80]  # each row keeps its own window's line
+    seen: set[str] = set()
+    for batch in got:
+        if batch.entity.name == "customer":
+            seen.update(batch.frame["customer_id"])
+        elif batch.entity.name == "address":
+            assert set(batch.frame["customer_id"]) <= seen
+            assert {lines[int(c)] for c in batch.frame["customer_id"]} == set(
+                batch.frame["_line"].astype(int))
 
 
 def test_vanished_customer_is_a_fault_with_a_key_count_of_zero() -> None:

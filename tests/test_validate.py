@@ -21,6 +21,7 @@ from magsync.transform.schema import (
     GROUP,
     KEY_COL,
     LINE_COL,
+    LOAD_ORDER,
     PANDAS_DTYPES,
     SOURCE_COL,
     Entity,
@@ -334,3 +335,15 @@ def test_data_docs_show_failing_chunks_without_secrets(
 def test_no_data_docs_when_nothing_failed(validator: SuiteValidator, docs_dir: Path) -> None:
     assert build_data_docs([validator.validate(CUSTOMER, customers())], docs_dir) is None
     assert not docs_dir.exists()
+
+
+def test_warming_builds_every_definition_off_the_caller_and_changes_no_outcome() -> None:
+    warmed = SuiteValidator(SUITES, RUN_STARTED)
+    warmed.warm()
+    assert warmed._warming is not None and warmed._warming.name == "magsync-gx-warm"
+    warmed._warming.join(timeout=120)
+    assert set(warmed._definitions) == {e.name for e in LOAD_ORDER}  # built by the thread
+    bad = customers({"email": "not-an-email", "gender": 7})
+    assert summary(warmed.validate(CUSTOMER, bad)) == summary(
+        SuiteValidator(SUITES, RUN_STARTED).validate(CUSTOMER, bad))
+    assert summary(warmed.validate(CUSTOMER, bad))  # the rules still fault the row

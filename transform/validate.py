@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from magsync.transform.errors import ConfigError, MagsyncError
 from magsync.transform.faults import Fault, Stage, shown_value
 from magsync.transform.integrity import plain, row_faults
 from magsync.transform.schema import (
+    ENTITIES,
     EXTRA_COL,
     HASH_COL,
     KEY_COL,
@@ -125,6 +127,24 @@ class SuiteValidator:
         self._source: Any = None
         self._definitions: dict[str, gx.ValidationDefinition] = {}
         self._chunks: dict[str, int] = {}
+        self._building = threading.Lock()  # warm() builds on a thread of its own
+        self._warming: threading.Thread | None = None
+
+    def warm(self) -> None:
+        """Imports Great Expectations and builds every entity's definition on a thread of
+        its own, while the caller waits on a network source: the 2-3 s are then off the
+        run's path. Validation waits for it to finish; a failure is raised there."""
+        if self._warming is None:
+            self._warming = threading.Thread(target=self._build_all, daemon=True,
+                                             name="magsync-gx-warm")
+            self._warming.start()
+
+    def _build_all(self) -> None:
+        for name in self._suites:
+            try:
+                self._definition(ENTITIES[name])
+            except Exception:  # noqa: BLE001 (raised again, in the caller, by validate)
+                return
 
     def _read(self, suite_dir: Path, entity: Entity) -> _Suite:
         data = load_suite(suite_dir / f"{entity.name}.json")
@@ -139,8 +159,12 @@ class SuiteValidator:
 
     def _definition(self, entity: Entity) -> gx.ValidationDefinition:
         """The entity's GX validation definition, built at its first use."""
-        if entity.name in self._definitions:
+        with self._building:
+            if entity.name not in self._definitions:
+                self._definitions[entity.name] = self._build(entity)
             return self._definitions[entity.name]
+
+    def _build(self, entity: Entity) -> gx.ValidationDefinition:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -157,7 +181,6 @@ class SuiteValidator:
         batch = asset.add_batch_definition_whole_dataframe(entity.name)
         vd = gx.ValidationDefinition(name=entity.name, data=batch, suite=suite)
         definition: gx.ValidationDefinition = self._context.validation_definitions.add(vd)
-        self._definitions[entity.name] = definition
         return definition
 
     def validate(self, entity: Entity, df: pd.DataFrame) -> ValidationOutcome:
@@ -169,6 +192,8 @@ class SuiteValidator:
         good = pd.Series(True, index=df.index, name="good")
         if df.empty:
             return ValidationOutcome(entity.name, label, good)
+        if self._warming is not None:  # GX's context is not for two threads at once
+            self._warming.join()
         from great_expectations.core.run_identifier import RunIdentifier
 
         run_id = RunIdentifier(run_name=label, run_time=self._started)
