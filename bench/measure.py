@@ -35,6 +35,7 @@ class Measured:
     tree_sampled_mb: float  # peak of the sampled sum over the tree
     log: Path
     spawned_epoch: float  # time.time() just before the spawn
+    cpu_s: float = 0.0  # wait4: the child's user + system CPU seconds (and its reaped children's)
 
 
 def descendants(pid: int) -> list[int]:
@@ -93,4 +94,5 @@ def run_child(argv: list[str], *, env: dict[str, str], cwd: Path, log: Path,
     largest = usage.ru_maxrss * 1024  # KiB on Linux
     return Measured(returncode=proc.returncode, wall_s=wall,
                     peak_rss_mb=max(largest, peak_tree) / MB, largest_process_mb=largest / MB,
-                    tree_sampled_mb=peak_tree / MB, log=log, spawned_epoch=spawned)
+                    tree_sampled_mb=peak_tree / MB, log=log, spawned_epoch=spawned,
+                    cpu_s=usage.ru_utime + usage.ru_stime)

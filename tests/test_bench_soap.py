@@ -28,6 +28,10 @@ def test_soap_bench_runs_both_clients_and_appends_results(
         line = next(ln for ln in printed.splitlines() if ln.startswith(label))
         assert "failed" not in line, line
     assert "customers/s magsync/naive: " in printed and ": n/a" not in printed
+    header = next(ln for ln in printed.splitlines() if ln.startswith("case"))
+    assert "client CPU s" in header
+    v1 = next(ln for ln in printed.splitlines() if ln.startswith("(a) SOAP v1: "))
+    assert "client CPU 0.0 s" not in v1 and "target >= 900 customers/s" in v1
 
     section = results.read_text(encoding="utf-8")
     assert "· SOAP · 60 customers" in section
