@@ -280,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     if not all(c.ok for c in cases):
         print("\na case failed: RESULTS not written", file=sys.stderr)
         return 1
+    print("\n".join(ceiling_lines(args, magsync)))
     lines = [ratio_line(magsync, naive), *ceiling_lines(args, magsync),
              *notes(args, magsync, naive, load_before)]
     if not args.no_results:
