@@ -137,7 +137,7 @@ def resolve(target: SqlTarget, output_dir: Path, who: Identity,
                     or "reports" in path.relative_to(output_dir).parts:
                 continue
             table = ff.read_records(path)
-            if table is not None and KEY_COL in table.column_names:
+            if table is not None:
                 _add_rows(subject, entity, table.filter(ff.row_hits(table, entity, subject)))
         _hashed_forms(subject, pii_key)
     return subject
@@ -169,6 +169,7 @@ def erase_target(target: SqlTarget, subject: ff.Subject, who: Identity, run_id: 
     with target.engine.connect() as conn:
         if target.dialect == "sqlite":
             conn.exec_driver_sql("PRAGMA secure_delete = ON")
+            conn.commit()
         with conn.begin() as tx:
             counts = _delete_rows(conn, target.source, subject, pattern)
             if dry_run:
@@ -181,6 +182,7 @@ def erase_target(target: SqlTarget, subject: ff.Subject, who: Identity, run_id: 
                     ids=subject.ids | ({who.customer_id} if who.customer_id else set()))
         if target.dialect == "sqlite" and not dry_run:
             conn.exec_driver_sql("VACUUM")  # a new file: no freed page keeps old bytes
+            conn.commit()
     return counts
 
 
@@ -280,6 +282,9 @@ def erase_files(output_dir: Path, subject: ff.Subject, skip: set[Path], *,
             changes.unscrubbed.append(str(rel))
         elif changed:
             changes.rewritten.append(str(rel))
+            keys = ff.key_file(path)
+            if keys is not None:
+                changes.rewritten.append(str(keys.relative_to(output_dir)))
             if rel.parts[0] == "reports" and len(rel.parts) > 2:
                 pages.add(output_dir / rel.parts[0] / rel.parts[1])
     for folder in sorted(pages):
@@ -306,15 +311,23 @@ def _erase_file(path: Path, rel: Path, subject: ff.Subject, pattern: Any, *,
                 ff.write_atomic(path, masked)
             return bool(n)
         entity = ff.entity_of(path)
-        if entity is None or KEY_COL not in table.column_names:
-            return False
+        keys = ff.key_file(path)
+        if entity is None or ff.export_of(path) is not None:
+            return False  # a key file goes with its export
         hits = ff.row_hits(table, entity, subject)
+        key_table = ff.read_records(keys) if keys else None
+        if key_table is not None and key_table.num_rows == table.num_rows:
+            hits = pc.or_(hits, ff.row_hits(key_table, entity, subject))
         if not pc.any(hits).as_py():
             return False
         if not dry_run:
+            if keys is not None and key_table is not None:
+                ff.write_atomic(keys, key_table.filter(pc.invert(hits)) if
+                                key_table.num_rows == table.num_rows else key_table.filter(
+                                    pc.invert(ff.row_hits(key_table, entity, subject))))
             kept = table.filter(pc.invert(hits))
             ff.write_atomic(path, kept)
-            if path.suffix == ".parquet":
+            if keys is not None:
                 ff.update_manifest(path, kept)
         return True
     data = path.read_bytes()

@@ -124,6 +124,22 @@ def row_hits(table: pa.Table, entity: str, subject: Subject) -> pa.Array:
     return hit
 
 
+def key_file(export: Path) -> Path | None:
+    """The key file beside a current export (`.magsync/<table>.keys.arrow`), if any."""
+    if export.suffix != ".parquet":
+        return None
+    keys = export.parent / STATE_DIR / f"{export.stem}.keys.arrow"
+    return keys if keys.is_file() else None
+
+
+def export_of(keys: Path) -> Path | None:
+    """The export a key file belongs to, if it is one and the export exists."""
+    if keys.parent.name != STATE_DIR or not keys.name.endswith(".keys.arrow"):
+        return None
+    export = keys.parent.parent / (keys.name.removesuffix(".keys.arrow") + ".parquet")
+    return export if export.is_file() else None
+
+
 def needle_pattern(needles: set[str]) -> re.Pattern[str] | None:
     """One case-insensitive pattern of the needles as text, HTML and JSON show them."""
     forms: set[str] = set()
