@@ -170,11 +170,9 @@ def erase_target(target: SqlTarget, subject: ff.Subject, who: Identity, run_id: 
         if target.dialect == "sqlite":
             conn.exec_driver_sql("PRAGMA secure_delete = ON")
             conn.commit()
-        with conn.begin() as tx:
-            counts = _delete_rows(conn, target.source, subject, pattern)
-            if dry_run:
-                tx.rollback()
-            else:
+        with conn.begin():
+            counts = _delete_rows(conn, target.source, subject, pattern, dry_run=dry_run)
+            if not dry_run:
                 emails = {(w, e) for w in subject.websites for e in subject.emails
                           if "@" in e and len(e) != 64}
                 counts["suppression_rows"] = suppression.suppress(
@@ -187,7 +185,8 @@ def erase_target(target: SqlTarget, subject: ff.Subject, who: Identity, run_id: 
 
 
 def _delete_rows(conn: Connection, source: str, subject: ff.Subject,
-                 pattern: Any) -> dict[str, int]:
+                 pattern: Any, *, dry_run: bool) -> dict[str, int]:
+    """Deletes (or, in a dry run, counts) the subject's rows, faults and summaries."""
     counts = {}
     for name, table, keys in (("customers", CUSTOMERS, subject.customer_keys),
                               ("addresses", ADDRESSES, subject.address_keys)):
@@ -197,23 +196,27 @@ def _delete_rows(conn: Connection, source: str, subject: ff.Subject,
             chunk = ordered[start:start + KEY_CHUNK]
             where = sa.or_(table.c.record_key.in_(chunk),
                            *([table.c.customer_key.in_(chunk)] if name == "addresses" else []))
-            n += int(conn.execute(sa.delete(table).where(table.c.source == source,
-                                                         where)).rowcount)
+            where = sa.and_(table.c.source == source, where)
+            n += int(conn.execute(sa.select(sa.func.count()).select_from(table).where(where)
+                                  ).scalar_one()) if dry_run else \
+                int(conn.execute(sa.delete(table).where(where)).rowcount)
         counts[name] = n
     ids = [r.id for r in conn.execute(sa.select(
         FAULTS.c.id, FAULTS.c.entity, FAULTS.c.record_key, FAULTS.c.value, FAULTS.c.message
     ).where(FAULTS.c.source == source)) if _fault_is_theirs(r, subject, pattern)]
-    for start in range(0, len(ids), KEY_CHUNK):
+    for start in range(0, 0 if dry_run else len(ids), KEY_CHUNK):
         conn.execute(sa.delete(FAULTS).where(FAULTS.c.id.in_(ids[start:start + KEY_CHUNK])))
     counts["faults"] = len(ids)
     counts["run_summaries"] = 0
     if pattern is not None:
         for run_id, summary in conn.execute(sa.select(RUNS.c.run_id, RUNS.c.summary).where(
                 RUNS.c.source == source)).all():
-            if summary and pattern.search(summary):
+            if not summary or not pattern.search(summary):
+                continue
+            counts["run_summaries"] += 1
+            if not dry_run:
                 conn.execute(sa.update(RUNS).where(RUNS.c.run_id == run_id).values(
                     summary=pattern.sub(ff.SCRUBBED, summary)))
-                counts["run_summaries"] += 1
     return counts
 
 

@@ -158,6 +158,8 @@ def test_forget_leaves_no_byte_of_the_customer(tmp_path: Path) -> None:
 def test_dry_run_changes_nothing_and_lists_the_files(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     out = synced(tmp_path)
+    with db(out) as conn:  # any reader rolls back the killed run's hot journal first
+        conn.execute("SELECT count(*) FROM customers").fetchone()
 
     def hashes() -> dict[str, str]:
         return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -168,7 +170,8 @@ def test_dry_run_changes_nothing_and_lists_the_files(tmp_path: Path,
     record = json.loads(capsys.readouterr().out)
     assert hashes() == before
     files = record["files"]["rewritten"]
-    assert {f for f, _ in leaks(out)} - {"magsync.sqlite"} <= \
+    target_files = {f for f, _ in leaks(out) if f.startswith("magsync.sqlite")}
+    assert {f for f, _ in leaks(out)} - target_files <= \
         set(files) | set(record["files"]["removed"])
     assert record["counts"]["customers"] == 1 and "suppression_rows" not in record["counts"]
 
