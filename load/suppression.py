@@ -94,7 +94,7 @@ def suppress(conn: Connection, source: str, run_id: str, pii_key: bytes | None, 
     key, kid = writing_key(conn, pii_key)
     rows = {email_digest(key, w, e): EMAIL for w, e in emails}
     rows.update({id_digest(key, i): CUSTOMER_ID for i in ids})
-    have = set(conn.execute(sa.select(SUPPRESSION.c.digest).where(
+    have: set[str] = set(conn.execute(sa.select(SUPPRESSION.c.digest).where(
         SUPPRESSION.c.source == source, SUPPRESSION.c.digest.in_(list(rows)))).scalars())
     new = [{"source": source, "digest": d, "kind": k, "key_id": kid, "run_id": run_id,
             "created_at": _now()} for d, k in rows.items() if d not in have]
@@ -131,8 +131,8 @@ class Matcher:
             secret = target_secret(conn, create=False)
             if secret is not None:
                 keys[key_id(secret, "target")] = secret
-        usable = [(d, k) for d, k in rows if k in keys]
-        return cls(list(keys.values()), {d for d, _ in usable}, len(rows) - len(usable))
+        usable = [str(d) for d, k in rows if k in keys]
+        return cls(list(keys.values()), set(usable), len(rows) - len(usable))
 
     def _any(self, digest_of: Any, values: list[Any]) -> dict[Any, bool]:
         return {v: any(digest_of(k, v) in self.digests for k in self.keys) for v in values}
@@ -140,8 +140,7 @@ class Matcher:
     def hit_ids(self, ids: pd.Series) -> np.ndarray:
         """Whether each customer id (raw text or int, null allowed) is suppressed."""
         parsed = ids.map(_as_int)
-        distinct = [v for v in parsed.dropna().unique().tolist()]
-        found = self._any(lambda k, v: id_digest(k, v), distinct)
+        found = self._any(id_digest, list(parsed.dropna().unique().tolist()))
         return parsed.map(lambda v: bool(v is not None and found.get(v, False))).to_numpy(bool)
 
     def hit_emails(self, websites: pd.Series, emails: pd.Series) -> np.ndarray:
@@ -176,7 +175,8 @@ class Matcher:
         ids = parsed.map(lambda p: p[0] if len(p) == 1 else None)
         webs = parsed.map(lambda p: p[0] if len(p) == 2 else None)
         mails = parsed.map(lambda p: p[1] if len(p) == 2 else None)
-        return self.hit_ids(ids) | self.hit_emails(webs, mails)
+        hit: np.ndarray = self.hit_ids(ids) | self.hit_emails(webs, mails)
+        return hit
 
 
 def _as_int(value: Any) -> int | None:
@@ -206,16 +206,16 @@ def skip_suppressed(ctx: RunContext, batches: Iterable[RawBatch]) -> Iterator[Ra
         yield from batches
         return
     dropped: Counter[str] = Counter()
-    for raw in batches:
-        if raw.entity.name in ("customer", "address") and len(raw.frame):
-            hit = matcher.hits(raw)
-            if hit.any():
-                n = int(hit.sum())
-                ctx.report.receive(raw.entity.name, n)
-                ctx.report.count(raw.entity.name, SUPPRESSED, n)
-                dropped[raw.entity.name] += n
-                raw = replace(raw, frame=raw.frame[~hit])
-        yield raw
+    for batch in batches:
+        hit = matcher.hits(batch) if len(batch.frame) else np.zeros(0, bool)
+        if not hit.any():
+            yield batch
+            continue
+        n, entity = int(hit.sum()), batch.entity.name
+        ctx.report.receive(entity, n)
+        ctx.report.count(entity, SUPPRESSED, n)
+        dropped[entity] += n
+        yield replace(batch, frame=batch.frame[~hit])
     for entity, n in sorted(dropped.items()):
         ctx.report.notes.append(f"{entity}: {n} record(s) suppressed (erased on request)")
     if matcher.unmatched:
