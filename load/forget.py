@@ -169,7 +169,8 @@ def erase_files(output_dir: Path, subject: ff.Subject, skip: set[Path], *,
     pages: set[Path] = set()
     for path in list(ff.walk(output_dir, skip)):
         rel = path.relative_to(output_dir)
-        if ff.other_source(path, output_dir, subject.source):
+        if ff.other_source(path, output_dir, subject.source) \
+                or _other_source_report(output_dir, rel, subject.source):
             continue
         if "staging" in rel.parts and path.suffix != ".parquet":
             if path.suffix.startswith(".sqlite") or (
@@ -198,6 +199,18 @@ def erase_files(output_dir: Path, subject: ff.Subject, skip: set[Path], *,
                 if not dry_run:
                     make(folder)
     return changes
+
+
+def _other_source_report(output_dir: Path, rel: Path, source: str) -> bool:
+    """Whether `rel` lies in the report folder of another source's run."""
+    if rel.parts[0] != "reports" or len(rel.parts) < 3:
+        return False
+    try:
+        summary = json.loads((output_dir / rel.parts[0] / rel.parts[1] / "summary.json")
+                             .read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # a killed run's folder: cleaned
+    return bool(summary.get("source", source) != source)
 
 
 def _erase_file(path: Path, rel: Path, subject: ff.Subject, pattern: Any, *,

@@ -124,6 +124,11 @@ def forget(out: Path, *args: str) -> int:
 
 def test_forget_leaves_no_byte_of_the_customer(tmp_path: Path) -> None:
     out = synced(tmp_path)
+    with db(out) as conn:  # as a SQLite built without SECURE_DELETE leaves an update
+        conn.execute("PRAGMA secure_delete = OFF")
+        conn.execute("UPDATE customers SET lastname = lastname || ' (old)' WHERE email = ?",
+                     (EMAIL.lower(),))
+        conn.execute("UPDATE customers SET lastname = ? WHERE email = ?", (LAST, EMAIL.lower()))
     before = leaks(out)
     where = {f.split("/")[0] for f, _ in before}
     assert {"magsync.sqlite", "exports", "reports", "staging"} <= where, before
