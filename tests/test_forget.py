@@ -124,11 +124,12 @@ def forget(out: Path, *args: str) -> int:
 
 def test_forget_leaves_no_byte_of_the_customer(tmp_path: Path) -> None:
     out = synced(tmp_path)
-    with db(out) as conn:  # as a SQLite built without SECURE_DELETE leaves an update
+    with db(out) as conn:  # what a hard delete leaves where SQLite lacks SECURE_DELETE
         conn.execute("PRAGMA secure_delete = OFF")
-        conn.execute("UPDATE customers SET lastname = lastname || ' (old)' WHERE email = ?",
-                     (EMAIL.lower(),))
-        conn.execute("UPDATE customers SET lastname = ? WHERE email = ?", (LAST, EMAIL.lower()))
+        conn.execute("INSERT INTO customers (source, record_key, email, firstname, lastname, "
+                     "row_hash, run_id, loaded_at, deleted_at) VALUES ('default', '[9]', ?, ?, "
+                     "?, 0, 'r', '2020-01-01', '2020-01-01')", (EMAIL.lower(), FIRST, LAST))
+        conn.execute("DELETE FROM customers WHERE record_key = '[9]'")
     before = leaks(out)
     where = {f.split("/")[0] for f, _ in before}
     assert {"magsync.sqlite", "exports", "reports", "staging"} <= where, before
