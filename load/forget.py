@@ -165,7 +165,8 @@ def erase_files(output_dir: Path, subject: ff.Subject, skip: set[Path], *,
     from magsync.load.report_page import write_page
 
     changes = ff.FileChanges()
-    pattern = ff.needle_pattern(subject.needles)
+    strong = ff.needle_pattern(subject.strong())
+    weak = ff.needle_pattern(subject.weak(), words=True)
     pages: set[Path] = set()
     for path in list(ff.walk(output_dir, skip)):
         rel = path.relative_to(output_dir)
@@ -173,13 +174,12 @@ def erase_files(output_dir: Path, subject: ff.Subject, skip: set[Path], *,
                 or _other_source_report(output_dir, rel, subject.source):
             continue
         if "staging" in rel.parts and path.suffix != ".parquet":
-            if path.suffix.startswith(".sqlite") or (
-                    pattern and pattern.search(path.read_bytes().decode("latin-1"))):
+            if path.suffix.startswith(".sqlite") or found_in(path, strong, weak):
                 changes.removed.append(str(rel))
                 if not dry_run:
                     path.unlink()
             continue
-        changed = _erase_file(path, rel, subject, pattern, dry_run=dry_run)
+        changed = _erase_file(path, rel, subject, (strong, weak), dry_run=dry_run)
         if changed == "unscrubbed":
             changes.unscrubbed.append(str(rel))
         elif changed:
@@ -213,14 +213,19 @@ def _other_source_report(output_dir: Path, rel: Path, source: str) -> bool:
     return bool(summary.get("source", source) != source)
 
 
-def _erase_file(path: Path, rel: Path, subject: ff.Subject, pattern: Any, *,
+def found_in(path: Path, *patterns: Any) -> bool:
+    """Whether a file's bytes (read as Latin-1) match any of the patterns."""
+    return ff.found(path.read_bytes().decode("latin-1"), *patterns)
+
+
+def _erase_file(path: Path, rel: Path, subject: ff.Subject, patterns: Any, *,
                 dry_run: bool) -> bool | str:
     """Cleans one file; whether it held the customer ('unscrubbed': it does, but it is
     neither records nor text)."""
     table = ff.read_records(path)
     if table is not None:
         if rel.parts[0] == "reports" and {"key", "entity"} <= set(table.column_names):
-            masked, n = ff.masked_records(table, subject, pattern)
+            masked, n = ff.masked_records(table, subject, *patterns)
             if n and not dry_run:
                 ff.write_atomic(path, masked)
             return bool(n)
@@ -245,16 +250,14 @@ def _erase_file(path: Path, rel: Path, subject: ff.Subject, pattern: Any, *,
                 ff.update_manifest(path, kept)
         return True
     data = path.read_bytes()
-    if pattern is None:
-        return False
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return "unscrubbed" if pattern.search(data.decode("latin-1")) else False
-    if not pattern.search(text):
+        return "unscrubbed" if ff.found(data.decode("latin-1"), *patterns) else False
+    if not ff.found(text, *patterns):
         return False
     if not dry_run:
-        ff.write_text_atomic(path, pattern.sub(ff.SCRUBBED, text).encode("utf-8"))
+        ff.write_text_atomic(path, ff.scrub(text, *patterns).encode("utf-8"))
     return True
 
 

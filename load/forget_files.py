@@ -48,6 +48,16 @@ class Subject:
     ids: set[int] = field(default_factory=set)
     needles: set[str] = field(default_factory=set)  # identifying text values
 
+    def strong(self) -> set[str]:
+        """Values that name this customer alone wherever they appear: its emails and the
+        hashed forms of its keys (a name or a phone may be someone else's too)."""
+        hashed = {k for k in self.customer_keys | self.address_keys if len(k) == 64}
+        return self.emails | hashed
+
+    def weak(self) -> set[str]:
+        """Its other identifying values (names, phone, street...)."""
+        return self.needles - self.strong()
+
     def keys_of(self, entity: str) -> set[str]:
         """The record keys of `entity` ('customer' or 'address')."""
         return self.customer_keys if entity == "customer" else self.address_keys
@@ -140,8 +150,9 @@ def export_of(keys: Path) -> Path | None:
     return export if export.is_file() else None
 
 
-def needle_pattern(needles: set[str]) -> re.Pattern[str] | None:
-    """One case-insensitive pattern of the needles as text, HTML and JSON show them."""
+def needle_pattern(needles: set[str], *, words: bool = False) -> re.Pattern[str] | None:
+    """One case-insensitive pattern of the needles as text, HTML and JSON show them;
+    with `words`, only where they stand as whole words ('Ann' not in 'Annual')."""
     forms: set[str] = set()
     for n in needles:
         if len(n) >= 3:
@@ -149,8 +160,23 @@ def needle_pattern(needles: set[str]) -> re.Pattern[str] | None:
                       json.dumps(n)[1:-1], json.dumps(n, ensure_ascii=False)[1:-1]}
     if not forms:
         return None
-    return re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)),
-                      re.IGNORECASE)
+    alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    if words:
+        alternatives = rf"(?<!\w)(?:{alternatives})(?!\w)"
+    return re.compile(alternatives, re.IGNORECASE)
+
+
+def scrub(text: str, *patterns: re.Pattern[str] | None) -> str:
+    """`text` with every match of the patterns replaced by ***."""
+    for pattern in patterns:
+        if pattern is not None:
+            text = pattern.sub(SCRUBBED, text)
+    return text
+
+
+def found(text: str, *patterns: re.Pattern[str] | None) -> bool:
+    """Whether any of the patterns matches `text`."""
+    return any(p is not None and p.search(text) for p in patterns)
 
 
 def write_atomic(path: Path, table: pa.Table) -> None:
@@ -179,26 +205,27 @@ def _sync_replace(tmp: Path, path: Path) -> None:
     tmp.replace(path)
 
 
-def masked_records(table: pa.Table, subject: Subject,
-                   pattern: re.Pattern[str] | None) -> tuple[pa.Table, int]:
-    """Report records with the subject's keys, values and identifying text masked."""
+def masked_records(table: pa.Table, subject: Subject, strong: re.Pattern[str] | None,
+                   weak: re.Pattern[str] | None) -> tuple[pa.Table, int]:
+    """Report records of the subject (its keys, or its email in the key or value) with
+    key and value masked and its identifying values scrubbed from the text; the email
+    scrubbed from any other record's message."""
     rows = table.to_pylist()
     masked = 0
     for row in rows:
-        key, entity = row.get("key"), row.get("entity")
-        mine = key is not None and (key in subject.keys_of(str(entity))
-                                    or bool(pattern and pattern.search(key)))
-        text_hit = any(pattern and isinstance(row.get(c), str) and pattern.search(row[c])
-                       for c in ("value", "message", "changed_fields"))
-        if not (mine or text_hit):
+        key, value, message = row.get("key"), row.get("value"), row.get("message")
+        mine = (key is not None and (key in subject.keys_of(str(row.get("entity")))
+                                     or found(key, strong))) \
+            or (isinstance(value, str) and found(value, strong))
+        if not mine and not (isinstance(message, str) and found(message, strong)):
             continue
         masked += 1
         if mine:
-            row["key"] = ERASED
-            row["value"] = None if row.get("value") is None else ERASED
-        for column in ("value", "message", "changed_fields"):
-            if pattern and isinstance(row.get(column), str):
-                row[column] = pattern.sub(SCRUBBED, row[column])
+            row["key"] = None if key is None else ERASED
+            row["value"] = None if value is None else ERASED
+        for column in ("message", "changed_fields"):
+            if isinstance(row.get(column), str):
+                row[column] = scrub(row[column], strong, weak if mine else None)
     out = pa.Table.from_pylist(rows, schema=table.schema) if masked else table
     return out, masked
 

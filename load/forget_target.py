@@ -25,7 +25,7 @@ def erase_target(target: SqlTarget, subject: ff.Subject, customer_id: int | None
     and scrubs the run summaries that name it, in one transaction; returns the counts."""
     if not target.is_initialised():
         return {}
-    pattern = ff.needle_pattern(subject.needles)
+    pattern = ff.needle_pattern(subject.strong())  # a name alone may be someone else's
     with target.engine.connect() as conn:
         if target.dialect == "sqlite":
             conn.exec_driver_sql("PRAGMA secure_delete = ON")

@@ -11,6 +11,7 @@ import hmac
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,8 @@ import sqlalchemy as sa
 from magsync.flows.cli import main
 from magsync.flows.crash import CRASH_ENV
 from magsync.load import history
+from magsync.load.forget import customer_key
+from magsync.load.idmap import Entry, IdMap
 from magsync.transform.schema import ADDRESS, CUSTOMER, KEY_COL
 from tests.csvbuild import address_fields, continuation, customer_row, write_csv
 from tests.servers import fresh_database
@@ -130,9 +133,16 @@ def test_forget_leaves_no_byte_of_the_customer(tmp_path: Path) -> None:
                      "row_hash, run_id, loaded_at, deleted_at) VALUES ('default', '[9]', ?, ?, "
                      "?, 0, 'r', '2020-01-01', '2020-01-01')", (EMAIL.lower(), FIRST, LAST))
         conn.execute("DELETE FROM customers WHERE record_key = '[9]'")
+    mine = customer_key(1, EMAIL.lower())
+    idmap = IdMap(out / "migrate-state.sqlite", "default\x1fhttps://new.example/")
+    idmap.put("customer", [Entry(mine, "done", 77, 1, EMAIL.lower()),
+                           Entry('[1,"other1@example.com"]', "done", 78, 1, "other1@example.com")],
+              "r1")
+    idmap.put("address", [Entry(f"[{mine},1]", "done", 90, 77, None, mine)], "r1")
+    idmap.close()
     before = leaks(out)
     where = {f.split("/")[0] for f, _ in before}
-    assert {"magsync.sqlite", "exports", "reports", "staging"} <= where, before
+    assert {"magsync.sqlite", "exports", "reports", "staging", "migrate-state.sqlite"} <= where
     assert any(f.startswith("exports/history/") for f, _ in before)
     assert any("data_docs" in f for f, _ in before), "the mistyped email's Data Docs"
     assert {s for _, s in before} == set(SENTINELS)
@@ -150,6 +160,10 @@ def test_forget_leaves_no_byte_of_the_customer(tmp_path: Path) -> None:
     assert record["identifier"] == "email+website"
     assert record["counts"]["customers"] == 1 and record["counts"]["addresses"] == 2
     assert record["counts"]["faults"] >= 2 and record["counts"]["suppression_rows"] == 1
+    assert record["counts"]["id_map_entries"] == 2
+    with sqlite3.connect(out / "migrate-state.sqlite") as conn:
+        assert conn.execute("SELECT source_key FROM idmap").fetchall() == \
+            [('[1,"other1@example.com"]',)]
     assert "exports/customers.parquet" in record["files"]["rewritten"]
     assert any(f.startswith("staging/") for f in record["files"]["rewritten"])
     summary = json.loads((Path(record["report"]) / "summary.json").read_text())
