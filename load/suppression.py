@@ -134,22 +134,48 @@ class Matcher:
         usable = [str(d) for d, k in rows if k in keys]
         return cls(list(keys.values()), set(usable), len(rows) - len(usable))
 
-    def _any(self, digest_of: Any, values: list[Any]) -> dict[Any, bool]:
-        return {v: any(digest_of(k, v) in self.digests for k in self.keys) for v in values}
+    def __post_init__(self) -> None:
+        self._pads = [_pads(k) for k in self.keys]
+        self._raw = {bytes.fromhex(d) for d in self.digests}
+
+    def _matches(self, message: bytes) -> bool:
+        """Whether HMAC-SHA256(key, message) is a suppressed digest under any key: RFC
+        2104 over the precomputed pads (twice as fast as `hmac.digest` per message)."""
+        for inner, outer in self._pads:
+            i, o = inner.copy(), outer.copy()
+            i.update(message)
+            o.update(i.digest())
+            if o.digest() in self._raw:
+                return True
+        return False
 
     def hit_ids(self, ids: pd.Series) -> np.ndarray:
         """Whether each customer id (raw text or int, null allowed) is suppressed."""
-        parsed = ids.map(_as_int)
-        found = self._any(id_digest, list(parsed.dropna().unique().tolist()))
-        return parsed.map(lambda v: bool(v is not None and found.get(v, False))).to_numpy(bool)
+        found: dict[object, bool] = {}
+        out = np.zeros(len(ids), bool)
+        for i, value in enumerate(ids.tolist()):
+            if value not in found:
+                number = _as_int(value)
+                found[value] = number is not None and self._matches(
+                    _ID_TAG + str(number).encode())
+            out[i] = found[value]
+        return out
 
     def hit_emails(self, websites: pd.Series, emails: pd.Series) -> np.ndarray:
-        """Whether each (website id, email) pair (raw text) is suppressed."""
-        pairs = pd.Series(list(zip(websites.map(_as_int), emails.map(_as_email), strict=True)),
-                          index=emails.index)
-        distinct = list({p for p in pairs.tolist() if p[0] is not None and p[1]})
-        found = self._any(lambda k, p: email_digest(k, p[0], p[1]), distinct)
-        return pairs.map(lambda p: found.get(p, False)).to_numpy(bool)
+        """Whether each (website id, email) pair (raw text) is suppressed: one HMAC per
+        row (the emails of a batch are mostly distinct)."""
+        webs: dict[object, int | None] = {}
+        out = np.zeros(len(emails), bool)
+        for i, (web, email) in enumerate(zip(websites.tolist(), emails.tolist(),
+                                             strict=True)):
+            if web not in webs:
+                webs[web] = _as_int(web)
+            website = webs[web]
+            if website is None or not isinstance(email, str) or not email:
+                continue
+            text = email.strip().lower() if email.isascii() else clean_email(email)
+            out[i] = self._matches(_EMAIL_TAG + f"{website}\x1f{text}".encode())
+        return out
 
     def hits(self, raw: RawBatch) -> np.ndarray:
         """Per row of a raw customer or address batch, whether it is suppressed."""
@@ -171,12 +197,20 @@ class Matcher:
 
     def _hit_keys(self, keys: pd.Series) -> np.ndarray:
         """Whether each customer record key (`[id]` or `[website_id,"email"]`) is."""
-        parsed = keys.map(_parse_key)
-        ids = parsed.map(lambda p: p[0] if len(p) == 1 else None)
-        webs = parsed.map(lambda p: p[0] if len(p) == 2 else None)
-        mails = parsed.map(lambda p: p[1] if len(p) == 2 else None)
+        parsed = [_parse_key(k) for k in keys.tolist()]
+        ids = pd.Series([p[0] if len(p) == 1 else None for p in parsed], dtype=object)
+        webs = pd.Series([p[0] if len(p) == 2 else None for p in parsed], dtype=object)
+        mails = pd.Series([p[1] if len(p) == 2 else None for p in parsed], dtype=object)
         hit: np.ndarray = self.hit_ids(ids) | self.hit_emails(webs, mails)
         return hit
+
+
+def _pads(key: bytes) -> tuple[Any, Any]:
+    """SHA-256 states after the HMAC inner and outer key pads (RFC 2104)."""
+    block = 64
+    key = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+    return (hashlib.sha256(bytes(b ^ 0x36 for b in key)),
+            hashlib.sha256(bytes(b ^ 0x5C for b in key)))
 
 
 def _as_int(value: Any) -> int | None:
@@ -184,10 +218,6 @@ def _as_int(value: Any) -> int | None:
         return None if value is None or pd.isna(value) else int(str(value).strip())
     except (TypeError, ValueError):
         return None
-
-
-def _as_email(value: Any) -> str | None:
-    return None if value is None or pd.isna(value) else clean_email(str(value))
 
 
 def _parse_key(value: Any) -> tuple[Any, ...]:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -24,9 +25,10 @@ import sqlalchemy as sa
 
 from magsync.flows.cli import main
 from magsync.flows.crash import CRASH_ENV
-from magsync.load import history
+from magsync.load import history, suppression
 from magsync.load.forget import customer_key
 from magsync.load.idmap import Entry, IdMap
+from magsync.transform.batch import RawBatch
 from magsync.transform.schema import ADDRESS, CUSTOMER, KEY_COL
 from tests.csvbuild import address_fields, continuation, customer_row, write_csv
 from tests.servers import fresh_database
@@ -123,6 +125,24 @@ def synced(tmp_path: Path, **settings: Any) -> Path:
 def forget(out: Path, *args: str) -> int:
     return main(["forget", "--email", EMAIL, "--website", "base", "--output-dir", str(out),
                  *args])
+
+
+@pytest.mark.parametrize("key", [b"short", b"k" * 64, b"long" * 40])
+def test_suppression_digests_are_hmac_sha256(key: bytes) -> None:
+    """The sync's matcher (precomputed HMAC pads) agrees with the hmac module, which
+    `forget` writes with; raw values are trimmed and lower-cased as the pipeline does."""
+    emails = suppression.email_digest(key, 1, EMAIL)
+    assert emails == hmac.new(key, b"magsync.suppress.email\x1f1\x1f" + EMAIL.lower().encode(),
+                              hashlib.sha256).hexdigest()
+    matcher = suppression.Matcher([key], {emails, suppression.id_digest(key, 42)}, 0)
+    frame = pd.DataFrame({"customer_id": ["42", None, "7", None],
+                          "website_id": ["2", "1", "1", " 1 "],
+                          "email": [None, "someone@else.test", EMAIL, f"  {EMAIL.upper()} "]},
+                         dtype="str")
+    assert matcher.hits(RawBatch(CUSTOMER, frame)).tolist() == [True, False, True, True]
+    addresses = pd.DataFrame({"customer_key": ['[42]', '[1,"a@b.c"]', f'[1,"{EMAIL.lower()}"]']},
+                             dtype="str")
+    assert matcher.hits(RawBatch(ADDRESS, addresses)).tolist() == [True, False, True]
 
 
 def test_forget_leaves_no_byte_of_the_customer(tmp_path: Path) -> None:
