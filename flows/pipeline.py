@@ -83,7 +83,7 @@ def open_run(settings: Settings, input_description: str) -> Run:
             raise
     staging = Staging(out / "staging" / run_id, with_secrets=settings.target.store_secrets)
     context = RunContext(run_id, report, RecordsWriter(report_dir, run_id), target, staging,
-                         checkpoint)
+                         checkpoint, pii_key=settings.exports.policy().key)
     options = StageOptions(settings.gender_labels, StoreCodes.given(settings.website_codes),
                            revalidate=settings.revalidate,
                            chunk_rows=settings.validation_chunk_rows)

@@ -22,7 +22,7 @@ from magsync.transform.faults import Fault
 
 # Where each record read ends up, exactly once (deletions concern stored records, not read
 # ones, and stay out of the balance).
-ACCOUNTED = ("created", "updated", "restored", "unchanged", "faulted")
+ACCOUNTED = ("created", "updated", "restored", "unchanged", "faulted", "suppressed")
 
 RECORD_SCHEMA = pa.schema([
     ("run_id", pa.string()),

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from magsync.load.run_context import RunContext
+from magsync.load.suppression import skip_suppressed
 from magsync.load.sync_state import DeleteDetection, Staged, StageState, delete_detection
 from magsync.load.unprovided import keep_stored
 from magsync.transform.batch import RawBatch
@@ -79,6 +80,7 @@ def stage_all(ctx: RunContext, validator: SuiteValidator | None, options: StageO
     with ctx.report.timed("index"):
         indexes = {e.name: ctx.target.key_index(e) for e in LOAD_ORDER}
     stager = Stager(ctx, validator, options, StageState(indexes), groups_listed=has_groups)
+    batches = skip_suppressed(ctx, batches)  # customers erased on request (magsync forget)
     with ctx.report.timed("stage"):
         for raw in batches:
             with ctx.report.timed("normalise"):

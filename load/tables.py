@@ -128,3 +128,23 @@ LOCK = sa.Table(
     sa.Column("host", key_string(255), nullable=False),
     sa.Column("since", key_string(32), nullable=False),
 )
+
+# Customers erased on request (`magsync forget`): an HMAC of their identity, never the
+# values; a sync skips the records that match (load/suppression.py).
+SUPPRESSION = sa.Table(
+    "magsync_suppression", metadata,
+    sa.Column("source", key_string(64), primary_key=True),
+    sa.Column("digest", key_string(64), primary_key=True),
+    sa.Column("kind", key_string(16), nullable=False),
+    sa.Column("key_id", key_string(40), nullable=False),
+    sa.Column("run_id", key_string(64), nullable=False),
+    sa.Column("created_at", timestamp(), nullable=False),
+)
+
+# The target's own random HMAC key of the suppression digests, used when no PII key is set.
+SUPPRESSION_KEY = sa.Table(
+    "magsync_suppression_key", metadata,
+    sa.Column("name", key_string(32), primary_key=True),
+    sa.Column("secret", text(), nullable=False),
+    sa.Column("created_at", timestamp(), nullable=False),
+)
