@@ -227,10 +227,25 @@ CASES: list[Case] = [
 ]
 
 
+def preload() -> None:
+    """Imports what every run would import again in its forked child: Great Expectations
+    (imported lazily at a run's first validation, seconds each time), the parquet writer and
+    the server dialects' drivers. Only imports: each child builds its own GX context."""
+    import great_expectations  # noqa: F401
+    import psycopg  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    import pymysql  # noqa: F401
+    import sqlalchemy.dialects.mysql  # noqa: F401
+    import sqlalchemy.dialects.postgresql  # noqa: F401
+    from great_expectations.execution_engine import PandasExecutionEngine  # noqa: F401
+
+
 def serve() -> None:
     """The launcher's loop: imports the CLI once, then per JSON line on stdin (argv and
     two file paths) forks a child that runs it and prints the child's exit code."""
-    from magsync.flows import cli, sync  # noqa: F401  (the costly imports, done once)
+    from magsync.flows import cli, sync, sync_steps  # noqa: F401  (the costly imports, once)
+
+    preload()
 
     for line in sys.stdin:
         job = json.loads(line)
