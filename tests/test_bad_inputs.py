@@ -235,7 +235,7 @@ def preload() -> None:
     import psycopg  # noqa: F401
     import pyarrow.parquet  # noqa: F401
     import pymysql  # noqa: F401
-    import sqlalchemy.dialects.mysql  # noqa: F401
+    import sqlalchemy.dialects.mysql
     import sqlalchemy.dialects.postgresql  # noqa: F401
     from great_expectations.execution_engine import PandasExecutionEngine  # noqa: F401
 
