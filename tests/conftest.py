@@ -78,6 +78,20 @@ def untracked(tmp_path_factory: pytest.TempPathFactory) -> object:
     return no_server(tmp_path_factory.mktemp("untracked-home"))
 
 
+@pytest.fixture(scope="session")
+def cli_launcher(untracked: Any) -> Iterator[Any]:
+    """Untracked `magsync` runs forked from one process that imported the CLI once
+    (tests/launcher.py), for tests that need a run's exit code and output, not the console
+    script's start-up; checks at the end that no run left a process behind."""
+    from tests.launcher import Launcher
+
+    runner = Launcher(untracked)
+    try:
+        yield runner
+    finally:
+        runner.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def target_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """One target per dialect; server databases are created and dropped per test."""

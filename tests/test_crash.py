@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import shutil
@@ -52,6 +53,7 @@ def forked(src: Path, out: Path, url: str, **env: str) -> int:
     exit code, or minus the signal that killed it."""
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
+        gc.freeze()  # the collector leaves pytest's objects alone: no copying of their pages
         code = 1
         try:
             os.setsid()
