@@ -12,6 +12,7 @@ from pydantic_settings import SettingsConfigDict
 from magsync.flows.export_settings import ExportSettings
 from magsync.flows.layered import LayeredSettings, load_layered
 from magsync.flows.secret_url import SecretUrl
+from magsync.load.layout import check_store_name
 
 CONFIG_FILE = Path("magsync.toml")
 TAB_NAMES = {"tab": "\t", "\\t": "\t"}  # a tab is hard to type on a command line
@@ -21,7 +22,7 @@ class SourceSettings(BaseModel):
     """Where records come from."""
 
     kind: Literal["csv", "soap"] = "csv"
-    name: str = Field("default", min_length=1, max_length=64,
+    name: str = Field("default",
                       description="store name: several stores can share one target")
     input: Path | None = None  # CSV file or folder
     encoding: str | None = Field(None, description="encoding of CSV files without a byte "
@@ -48,6 +49,11 @@ class SourceSettings(BaseModel):
     max_id_gap: int | None = Field(None, ge=1, description="customer ids probed past the "
                                    "highest one seen before a full scan ends (default "
                                    "100 windows)")
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: str) -> str:
+        return check_store_name(value)  # it names the store's partition of the output
 
     @field_validator("encoding")
     @classmethod

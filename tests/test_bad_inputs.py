@@ -34,6 +34,7 @@ import sqlalchemy as sa
 
 from tests.prefect_server import BIN, PrefectServer, group_alive
 from tests.servers import target_for
+from tests.synchelp import REPORTS
 from tests.test_cli import ROOT, magsync
 
 pytestmark = pytest.mark.slow
@@ -64,7 +65,7 @@ class Run:
     @property
     def report_dir(self) -> Path:
         """The run's report folder."""
-        return next((self.out / "reports").iterdir())
+        return next((self.out / REPORTS).iterdir())
 
     def summary(self) -> dict[str, Any]:
         """summary.json."""
@@ -365,7 +366,7 @@ def test_abbreviated_option_is_rejected(untracked: PrefectServer, tmp_path: Path
     assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
     assert "--ful" in run.stderr
     assert "Traceback" not in run.stderr
-    assert not (tmp_path / "out" / "reports").exists(), "--ful must not start a run"
+    assert not (tmp_path / "out" / REPORTS).exists(), "--ful must not start a run"
 
 
 def test_version(untracked: PrefectServer) -> None:

@@ -127,7 +127,8 @@ def two_runs(tmp_path: Path) -> dict[str, Any]:
 
 def test_real_run_page_in_chromium(tmp_path: Path) -> None:
     summary = two_runs(tmp_path)
-    folder = Path(summary["output_dir"]) / "reports" / summary["run_id"]
+    folder = (Path(summary["output_dir"]) / "reports" / f"source={summary['source']}"
+              / summary["run_id"])
     assert summary["counts"]["customer"]["updated"] == 2
     assert summary["counts"]["customer"]["deleted"] == 1
     assert summary["counts"]["address"]["deleted"] == 2
