@@ -34,6 +34,7 @@ class SourceSettings(BaseModel):
     api: Literal["v1", "v2", "wsi", "auto"] = "v1"
     api_user: str | None = None
     api_key: SecretStr | None = None
+    api_key_env: str | None = None  # name of the environment variable holding the key
     api_key_block: str | None = None  # name of a Prefect Secret block holding the key
     ca_bundle: Path | None = None
     basic_auth_user: str | None = None
@@ -73,6 +74,13 @@ class SourceSettings(BaseModel):
             raise ValueError(f"a delimiter is one ASCII character other than a quote or a "
                              f"line break (or 'tab'), not {value!r}")
         return value
+
+
+class LimitSettings(BaseModel):
+    """Prefect global concurrency limits a tracked sync takes (set by `magsync deploy`)."""
+
+    target: str | None = None  # held while writing to the target (merge and export)
+    store: str | None = None  # held for the whole run: one run per store host
 
 
 class TargetSettings(BaseModel):
@@ -116,6 +124,7 @@ class Settings(RunSettings):
 
     target: TargetSettings = TargetSettings()
     exports: ExportSettings = ExportSettings()  # the PII policy of the Parquet exports
+    limits: LimitSettings = LimitSettings()
     batch_size: int = Field(50_000, ge=1)
     full: bool = False
     hard_delete: bool = False
