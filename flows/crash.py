@@ -18,6 +18,7 @@ POINTS = ("delete-detection", "merge-transaction", "after-commit", "export-befor
 
 PAUSE_ENV = "MAGSYNC_TEST_PAUSE_AT"
 PAUSE_FILE_ENV = "MAGSYNC_TEST_PAUSE_FILE"
+PAUSE_SECONDS_ENV = "MAGSYNC_TEST_PAUSE_S"  # how long (default 600: until killed)
 
 
 def pause_point(name: str) -> None:
@@ -28,7 +29,7 @@ def pause_point(name: str) -> None:
     if marker:
         with open(marker, "w") as fh:
             fh.write(str(os.getpid()))
-    time.sleep(600)
+    time.sleep(float(os.environ.get(PAUSE_SECONDS_ENV) or 600))
 
 
 def crash_point(name: str) -> None:

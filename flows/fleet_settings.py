@@ -41,6 +41,7 @@ class FleetSource(BaseModel):
     ca_bundle: Path | None = None
     timeout_s: float | None = Field(None, gt=0)
     retries: int | None = Field(None, ge=0)
+    backoff_base_s: float | None = Field(None, ge=0)
     concurrency: int | None = Field(None, ge=1, le=16)
 
     @model_validator(mode="after")
