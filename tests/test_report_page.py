@@ -170,7 +170,8 @@ def test_real_run_page_in_chromium(tmp_path: Path) -> None:
         assert secret not in html
     hrefs = {el["attrs"]["href"] for el in dom.find("a") if "#" not in el["attrs"]["href"]}
     exports = {os.path.relpath(p, folder) for p in summary["exports"].values()}
-    assert len(exports) == 3 and all(p.startswith("../../exports/") for p in exports)
+    assert len(exports) == 3
+    assert all(p.startswith("../../../exports/source=default/") for p in exports), exports
     assert hrefs >= {"records.csv", "records.parquet", *exports}, hrefs
 
 

@@ -187,16 +187,17 @@ def test_parquet_exports_typed_and_without_secrets(tmp_path: Path) -> None:
                              **{"_address_default_billing_": "1"}))]
     sync(write_csv(tmp_path / "s.csv", rows), out)
     con = duckdb.connect()
-    customers = con.execute(f"DESCRIBE SELECT * FROM '{out}/exports/customers.parquet'").fetchall()
+    exports = out / "exports" / "source=default"
+    customers = con.execute(f"DESCRIBE SELECT * FROM '{exports}/customers.parquet'").fetchall()
     types = {name: kind for name, kind, *_ in customers}
     assert types["customer_id"] == "BIGINT"
     assert types["created_at"] == "TIMESTAMP WITH TIME ZONE"
     assert types["dob"] == "DATE"
     assert types["disable_auto_group_change"] == "BOOLEAN"
     assert not {"password_hash", "rp_token", "confirmation", "password"} & set(types)
-    row = con.execute(f"SELECT email, dob, created_at FROM '{out}/exports/customers.parquet'"
+    row = con.execute(f"SELECT email, dob, created_at FROM '{exports}/customers.parquet'"
                       ).fetchone()
     assert str(row[1]) == "1980-02-03"
     addr = con.execute("SELECT is_default_billing, postcode FROM "
-                       f"'{out}/exports/customer_addresses.parquet'").fetchone()
+                       f"'{exports}/customer_addresses.parquet'").fetchone()
     assert addr == (True, "06612")
