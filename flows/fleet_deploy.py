@@ -47,18 +47,18 @@ def deploy(fleet: Fleet, pool: str, *, prune: bool, zombie_after: timedelta = ZO
             params = {"overrides": {**store_overrides(fleet, store), **spec["extra"]}}
             schedules = [CronSchedule(cron=spec["cron"], timezone=store.timezone)] \
                 if spec["cron"] else None
-            sync_flow.to_deployment(
+            deployment: Any = sync_flow.to_deployment(
                 name, parameters=params, schedules=schedules, entrypoint_type=module,
                 tags=[FLEET_TAG, f"store:{store.name}"],
-                description=f"magsync sync of store {store.name}",
-            ).apply(work_pool_name=pool)
+                description=f"magsync sync of store {store.name}")
+            deployment.apply(work_pool_name=pool)
             deployed.append(f"{SYNC_FLOW}/{name}")
-    fleet_flow.to_deployment(
+    parent: Any = fleet_flow.to_deployment(
         FLEET_DEPLOYMENT, entrypoint_type=module, tags=[FLEET_TAG],
         parameters={"stores": [s.name for s in fleet.stores],
                     "output_dir": str(fleet.output_dir)},
-        description="every store of the fleet, each as its own flow run",
-    ).apply(work_pool_name=pool)
+        description="every store of the fleet, each as its own flow run")
+    parent.apply(work_pool_name=pool)
     deployed.append(f"{FLEET_FLOW}/{FLEET_DEPLOYMENT}")
     with get_client(sync_client=True) as client:
         limits = ensure_limits(client, fleet)
@@ -104,7 +104,8 @@ def ensure_zombie_automation(after: timedelta) -> None:
     from prefect.events.schemas.automations import EventTrigger, Posture
 
     with contextlib.suppress(ValueError):  # none yet
-        Automation.read(name=ZOMBIE_AUTOMATION).delete()
+        old: Any = Automation.read(name=ZOMBIE_AUTOMATION)
+        old.delete()
     final = [f"prefect.flow-run.{s}" for s in ("Completed", "Failed", "Cancelled",
                                                 "Crashed")]
     Automation(

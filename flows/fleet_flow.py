@@ -27,7 +27,7 @@ def fleet_flow(stores: list[str], output_dir: str, full: bool = False,
     logger = get_run_logger()
     report = FleetReport(started_at=datetime.now(UTC))
     suffix = "-full" if full else ""
-    runs = {}
+    runs: dict[str, Any] = {}
     for store in stores:  # timeout 0: scheduled now, awaited below all together
         runs[store] = run_deployment(f"{SYNC_FLOW}/{store}{suffix}", timeout=0,
                                      as_subflow=True)

@@ -29,7 +29,7 @@ def slot(name: str | None) -> AbstractContextManager[Any]:
 
 
 TASKS = Steps(stage_task, guards_task, merge_task, export_task,
-              writing=lambda settings: slot(None))
+              writing=lambda settings: slot(settings.limits.target))
 
 
 def run_sync(settings: Settings, *, orchestrated: bool = True) -> dict[str, Any]:

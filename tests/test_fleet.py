@@ -25,7 +25,9 @@ from tests.servers import fresh_database
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "fleet-test-key"
 SIZES = {"alpha": 12, "faulty": 10, "slow": 8}
-MAX_WRITERS = 1  # the target's limit; each write phase is held 3 s, so they would overlap
+# The target's limit. The stores' runs wait for each other after their first batch and
+# each write phase is held 3 s: without the limit, the writes overlap.
+MAX_WRITERS = 1
 HELD_S = "3"
 
 
@@ -86,7 +88,8 @@ def test_fleet_on_a_work_pool(prefect_server: PrefectServer, tmp_path: Path) -> 
     out, pool = tmp_path / "out", f"fleet-{secrets.token_hex(3)}"
     env = {**prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "1",
            "PREFECT_RUNNER_POLL_FREQUENCY": "1", "MAGSYNC_TEST_PAUSE_AT": "after-commit",
-           "MAGSYNC_TEST_PAUSE_S": HELD_S,
+           "MAGSYNC_TEST_PAUSE_S": HELD_S,  # and all three stores stage together:
+           "MAGSYNC_TEST_BARRIER": f"first-batch:{len(SIZES)}:{tmp_path / 'barrier'}",
            **{f"{n.upper()}_MAGENTO_KEY": KEY for n in SIZES}}
     with ExitStack() as stack:
         db = stack.enter_context(fresh_database("postgresql"))
