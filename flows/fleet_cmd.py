@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ def add_parsers(sub: Any) -> None:
     d.add_argument("--prune", action="store_true",
                    help="delete the deployments of stores no longer in the fleet file")
     d.add_argument("--fleet", type=Path, metavar="FILE", help="default: stores.toml")
+    d.add_argument("--zombie-after", type=float, metavar="SECONDS", default=90,
+                   help="a flow run without heartbeats this long is marked Crashed "
+                        "(default 90; run workers with PREFECT_FLOWS_HEARTBEAT_FREQUENCY)")
     d.add_argument("--json", action="store_true", help="print what was done as JSON")
     f = sub.add_parser("fleet", help="run every store of the fleet file on the work pool "
                                      "(each its own flow run) and write one fleet report")
@@ -40,7 +44,8 @@ def run_deploy(args: argparse.Namespace) -> int:
     error_output(args.verbose)
     from magsync.flows.fleet_deploy import deploy
 
-    done = deploy(fleet, args.pool, prune=args.prune)
+    done = deploy(fleet, args.pool, prune=args.prune,
+                  zombie_after=timedelta(seconds=args.zombie_after))
     if args.json:
         print(json.dumps(done))
         return EXIT_OK

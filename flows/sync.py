@@ -24,8 +24,9 @@ export_task = task(name="export", **TASK_OPTIONS)(pipeline.export)
 
 def slot(name: str | None) -> AbstractContextManager[Any]:
     """A slot of the named Prefect global concurrency limit (waits for one; an unknown
-    name is an error: `magsync deploy` creates them), or nothing when none is named."""
-    return concurrency(name, strict=True) if name else nullcontext()
+    name is an error: `magsync deploy` creates them), or nothing when none is named. The
+    shortest lease the server takes: a killed run's slot is free again within a minute."""
+    return concurrency(name, strict=True, lease_duration=60) if name else nullcontext()
 
 
 TASKS = Steps(stage_task, guards_task, merge_task, export_task,
