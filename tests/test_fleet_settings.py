@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,23 @@ def test_an_unknown_store_names_the_known_ones(tmp_path: Path) -> None:
 def test_a_sqlite_target_with_one_writer_is_accepted(tmp_path: Path) -> None:
     text = '[targets.dw]\nurl = "sqlite:///dw.sqlite"\nmax_writers = 1\n' + FR
     assert load_fleet(fleet_file(tmp_path, text)).targets["dw"].max_writers == 1
+
+
+def test_sync_store_runs_one_store_of_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from magsync.flows.cli import EXIT_OK, main
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # untracked: in-process
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    sample = Path(__file__).resolve().parent.parent / "data" / "sample"
+    text = ('output_dir = "out"\n[targets.local]\nurl = "sqlite:///' + str(tmp_path)
+            + '/t.sqlite"\nmax_writers = 1\n' + FR.replace('"exports/fr"', f'"{sample}"')
+            + FR.replace('"fr"', '"it"').replace('"exports/fr"', '"nowhere"')
+            ).replace('"dw"', '"local"')
+    code = main(["sync", "--store", "fr", "--fleet", str(fleet_file(tmp_path, text)),
+                 "--json", "--quiet"])
+    assert code == EXIT_OK, capsys.readouterr().err
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["source"] == "fr" and summary["counts"]["customer"]["created"] > 0
+    assert (tmp_path / "out" / "exports" / "source=fr" / "customers.parquet").is_file()
+    assert not (tmp_path / "out" / "exports" / "source=it").exists()
