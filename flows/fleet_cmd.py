@@ -25,9 +25,10 @@ def add_parsers(sub: Any) -> None:
     d.add_argument("--prune", action="store_true",
                    help="delete the deployments of stores no longer in the fleet file")
     d.add_argument("--fleet", type=Path, metavar="FILE", help="default: stores.toml")
-    d.add_argument("--zombie-after", type=float, metavar="SECONDS", default=90,
+    d.add_argument("--zombie-after", type=float, metavar="SECONDS", default=600,
                    help="a flow run without heartbeats this long is marked Crashed "
-                        "(default 90; run workers with PREFECT_FLOWS_HEARTBEAT_FREQUENCY)")
+                        "(default 600: above the workers' PREFECT_FLOWS_HEARTBEAT_FREQUENCY, "
+                        "Prefect's default 180)")
     d.add_argument("--json", action="store_true", help="print what was done as JSON")
     f = sub.add_parser("fleet", help="run every store of the fleet file on the work pool "
                                      "(each its own flow run) and write one fleet report")

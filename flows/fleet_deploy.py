@@ -14,9 +14,10 @@ SYNC_FLOW, FLEET_FLOW = "magsync-sync", "magsync-fleet"
 FLEET_TAG = "magsync-fleet"  # marks the deployments `--prune` may remove
 FLEET_DEPLOYMENT = "fleet"
 ZOMBIE_AUTOMATION = "magsync: crash flow runs without heartbeats"
-# Workers run flows with PREFECT_FLOWS_HEARTBEAT_FREQUENCY (e.g. 30 s); a run silent for
-# this long is dead.
-ZOMBIE_AFTER = timedelta(seconds=90)
+# A flow run sends a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (Prefect's
+# default 180, at least 30); a run silent this long is dead. Keep it above the frequency
+# (workers with a frequency of 30 can use 90).
+ZOMBIE_AFTER = timedelta(seconds=600)
 
 
 def deployment_names(store: FleetStore) -> dict[str, dict[str, Any]]:
