@@ -87,7 +87,7 @@ def run_fleet(args: argparse.Namespace) -> int:
 
 def _fleet(args: argparse.Namespace, command: str) -> Any:
     quiet_prefect()  # before prefect is imported
-    from magsync.flows.fleet_settings import load_fleet
+    from magsync.flows.fleet_file import load_fleet
     from magsync.transform.errors import ConfigError
 
     fleet = load_fleet(args.fleet)  # its mistakes before any server is asked

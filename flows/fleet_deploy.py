@@ -8,7 +8,8 @@ import contextlib
 from datetime import timedelta
 from typing import Any
 
-from magsync.flows.fleet_settings import Fleet, FleetStore, limit_names, store_overrides
+from magsync.flows.fleet_file import limit_names, store_overrides
+from magsync.flows.fleet_settings import Fleet, FleetStore
 
 SYNC_FLOW, FLEET_FLOW = "magsync-sync", "magsync-fleet"
 FLEET_TAG = "magsync-fleet"  # marks the deployments `--prune` may remove

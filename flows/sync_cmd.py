@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     given = overrides(args)
     if args.store is not None:  # the store's settings from the fleet file, CLI on top
-        from magsync.flows.fleet_settings import load_fleet, store_overrides
+        from magsync.flows.fleet_file import load_fleet, store_overrides
 
         fleet = load_fleet(args.fleet)
         given = layer(store_overrides(fleet, fleet.store(args.store)), given)

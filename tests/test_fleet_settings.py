@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from magsync.flows.fleet_settings import load_fleet, store_overrides
+from magsync.flows.fleet_file import load_fleet, store_overrides
 from magsync.flows.settings import load_settings
 from magsync.load import layout
 from magsync.transform.errors import ConfigError
