@@ -51,6 +51,7 @@ def identity(args: argparse.Namespace, website_codes: dict[str, int]) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Erases the customer (or lists what would go); exit 0 also when nothing held it."""
     from magsync.load.forget import run_erasure, write_report
+    from magsync.load.layout import report_dir
     from magsync.load.runs import magsync_version, new_run_id
     from magsync.load.sql_store import SqlTarget
 
@@ -76,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
                 "finished_at": datetime.now(UTC).isoformat(), "received": {},
                 "timings_s": {}, "error": None, "output_dir": str(settings.output_dir),
                 "exports": {}, "data_docs": None, "not_provided": {}}
-        path = write_report(settings.output_dir / "reports" / run_id, erasure, base)
+        path = write_report(report_dir(settings.output_dir, settings.source.name, run_id),
+                            erasure, base)
         record["report"] = str(path.parent)
     if args.json:
         print(json.dumps(record, ensure_ascii=False))

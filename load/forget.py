@@ -187,8 +187,9 @@ def erase_files(output_dir: Path, subject: ff.Subject, skip: set[Path], *,
             keys = ff.key_file(path)
             if keys is not None:
                 changes.rewritten.append(str(keys.relative_to(output_dir)))
-            if rel.parts[0] == "reports" and len(rel.parts) > 2:
-                pages.add(output_dir / rel.parts[0] / rel.parts[1])
+            run = _report_run(rel)
+            if run is not None:
+                pages.add(output_dir / run)
     for folder in sorted(pages):
         for page, make in (("records.csv", ff.rewrite_records_csv), ("index.html", write_page)):
             rel_page = str((folder / page).relative_to(output_dir))
@@ -201,13 +202,22 @@ def erase_files(output_dir: Path, subject: ff.Subject, skip: set[Path], *,
     return changes
 
 
+def _report_run(rel: Path) -> Path | None:
+    """The run folder (relative) of a file inside one, under `reports/source=<name>/`
+    (load/layout.py) or, from before the per-store layout, right under `reports/`."""
+    depth = 3 if len(rel.parts) > 1 and rel.parts[1].startswith("source=") else 2
+    if rel.parts[0] != "reports" or len(rel.parts) <= depth:
+        return None
+    return Path(*rel.parts[:depth])
+
+
 def _other_source_report(output_dir: Path, rel: Path, source: str) -> bool:
     """Whether `rel` lies in the report folder of another source's run."""
-    if rel.parts[0] != "reports" or len(rel.parts) < 3:
+    run = _report_run(rel)
+    if run is None:
         return False
     try:
-        summary = json.loads((output_dir / rel.parts[0] / rel.parts[1] / "summary.json")
-                             .read_text(encoding="utf-8"))
+        summary = json.loads((output_dir / run / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False  # a killed run's folder: cleaned
     return bool(summary.get("source", source) != source)

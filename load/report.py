@@ -152,6 +152,7 @@ class RunReport:
     received: Counter[str] = field(default_factory=Counter)  # records read, per entity
     conservation: str | None = None  # "ok", or what did not add up; None: not checked
     not_provided: dict[str, list[str]] = field(default_factory=dict)  # by the source
+    windows: dict[str, dict[str, str]] = field(default_factory=dict)  # UTC start and end
 
     def count(self, entity: str, action: str, n: int = 1) -> None:
         """Adds `n` records of `entity` with `action`."""
@@ -175,6 +176,16 @@ class RunReport:
                 out.append(f"{entity}: {self.received[entity]} read, {accounted} accounted "
                            f"for ({parts})")
         return out
+
+    @contextmanager
+    def window(self, stage: str) -> Iterator[None]:
+        """Records when the block started and ended (UTC ISO): a fleet checks from them
+        how many syncs wrote to one target at once."""
+        start = datetime.now(UTC).isoformat()
+        try:
+            yield
+        finally:
+            self.windows[stage] = {"start": start, "end": datetime.now(UTC).isoformat()}
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -213,6 +224,7 @@ class RunReport:
             "exports": self.exports,
             "data_docs": self.data_docs,
             "not_provided": self.not_provided,
+            "windows": self.windows,
         }
 
     def write_summary(self, report_dir: Path) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,25 @@ class StageOptions:
     codes: StoreCodes
     revalidate: bool = False  # validate unchanged rows too
     chunk_rows: int = 100_000  # rows per validation run
+
+    @classmethod
+    def of(cls, settings: StageSettings) -> StageOptions:
+        """The options a run's settings give."""
+        return cls(settings.gender_labels, StoreCodes.given(settings.website_codes),
+                   revalidate=settings.revalidate, chunk_rows=settings.validation_chunk_rows)
+
+
+class StageSettings(Protocol):
+    """The run settings staging reads (flows/settings.py)."""
+
+    @property
+    def gender_labels(self) -> Mapping[str, int]: ...
+    @property
+    def website_codes(self) -> Mapping[str, int]: ...
+    @property
+    def revalidate(self) -> bool: ...
+    @property
+    def validation_chunk_rows(self) -> int: ...
 
 
 @dataclass

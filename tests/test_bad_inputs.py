@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from tests.launcher import Launcher
 from tests.prefect_server import PrefectServer
 from tests.servers import target_for
+from tests.synchelp import REPORTS
 from tests.test_cli import magsync
 
 pytestmark = pytest.mark.slow
@@ -62,7 +63,7 @@ class Run:
     @property
     def report_dir(self) -> Path:
         """The run's report folder."""
-        return next((self.out / "reports").iterdir())
+        return next((self.out / REPORTS).iterdir())
 
     def summary(self) -> dict[str, Any]:
         """summary.json."""
@@ -309,7 +310,7 @@ def test_abbreviated_option_is_rejected(untracked: PrefectServer, tmp_path: Path
     assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
     assert "--ful" in run.stderr
     assert "Traceback" not in run.stderr
-    assert not (tmp_path / "out" / "reports").exists(), "--ful must not start a run"
+    assert not (tmp_path / "out" / REPORTS).exists(), "--ful must not start a run"
 
 
 def test_version(untracked: PrefectServer) -> None:

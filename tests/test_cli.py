@@ -17,6 +17,7 @@ from tests.csvbuild import address_fields, customer_row, write_csv
 from tests.launcher import Launcher
 from tests.prefect_server import BIN, PrefectServer, group_alive
 from tests.servers import fresh_database
+from tests.synchelp import REPORTS
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -38,13 +39,13 @@ def test_sample_run_then_rerun_unchanged(untracked: PrefectServer, tmp_path: Pat
                     "--full", "--output-dir", str(out))
     assert first.returncode == 0, first.stderr[-3000:]
     assert "customer" in first.stdout and "report:" in first.stdout
-    summary = json.loads(next((out / "reports").glob("*/summary.json")).read_text())
+    summary = json.loads(next((out / REPORTS).glob("*/summary.json")).read_text())
     # data/sample/README.md: 7 groups, 1000 customers, 1879 addresses; exactly 4 planted
     # customer faults, and the 10 addresses that go with them fault too.
     assert summary["counts"] == {"group": {"created": 7},
                                  "customer": {"created": 996, "faulted": 4},
                                  "address": {"created": 1869, "faulted": 10}}
-    records = next((out / "reports").glob("*/records.csv"))
+    records = next((out / REPORTS).glob("*/records.csv"))
     with records.open(encoding="utf-8-sig", newline="") as fh:
         faulted = {(r["entity"], int(r["source_line"]), r["rule"])
                    for r in csv.DictReader(fh) if r["action"] == "faulted"}
@@ -59,8 +60,8 @@ def test_sample_run_then_rerun_unchanged(untracked: PrefectServer, tmp_path: Pat
     second = magsync(untracked, "sync", "--source", "csv", "--input", "data/sample",
                      "--full", "--output-dir", str(out))
     assert second.returncode == 0, second.stderr[-3000:]
-    run_ids = sorted(p.name for p in (out / "reports").iterdir())
-    again = json.loads((out / "reports" / run_ids[-1] / "summary.json").read_text())
+    run_ids = sorted(p.name for p in (out / REPORTS).iterdir())
+    again = json.loads((out / REPORTS / run_ids[-1] / "summary.json").read_text())
     for entity, counts in again["counts"].items():
         assert set(counts) <= {"unchanged", "faulted"}, (entity, counts)
 
@@ -127,12 +128,12 @@ def test_records_csv_is_readable(cli_launcher: Launcher, tmp_path: Path) -> None
     run = forked(cli_launcher, tmp_path, "sync", "--input", str(src), "--output-dir", str(out),
                  "--max-fault-ratio", "1")
     assert run.returncode == 0, run.stderr[-2000:]
-    with next((out / "reports").glob("*/records.csv")).open(encoding="utf-8-sig",
+    with next((out / REPORTS).glob("*/records.csv")).open(encoding="utf-8-sig",
                                                           newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["action"], r["rule"], r["source_line"]) for r in rows] == [
         ("faulted", "bad_date", "2")]
-    assert os.path.isabs(json.loads(next((out / "reports").glob("*/summary.json"))
+    assert os.path.isabs(json.loads(next((out / REPORTS).glob("*/summary.json"))
                                     .read_text())["output_dir"])
 
 

@@ -18,7 +18,7 @@ from magsync.flows.crash import CRASH_ENV, PAUSE_ENV, PAUSE_FILE_ENV, POINTS
 from tests.launcher import preload
 from tests.prefect_server import BIN, PrefectServer, group_alive
 from tests.servers import target_for
-from tests.synchelp import dump_url
+from tests.synchelp import REPORTS, dump_url
 from tests.test_cli import ROOT
 from tests.test_sync import export_v1, export_v2
 
@@ -143,7 +143,7 @@ def test_killed_report_leaves_partial_records(untracked: PrefectServer, tmp_path
     out = tmp_path / "out"
     code = forked(inputs[0], out, f"sqlite:///{out}/magsync.sqlite", **{CRASH_ENV: "report"})
     assert code == -signal.SIGKILL
-    parts = list((out / "reports").glob("*/records.parts/part-*.parquet"))
+    parts = list((out / REPORTS).glob("*/records.parts/part-*.parquet"))
     assert parts, "the partial report of a killed run is gone"
 
 

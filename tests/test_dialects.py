@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.servers import target_for
-from tests.synchelp import records, sync
+from tests.synchelp import EXPORTS, records, sync
 from tests.test_sync import export_v1, export_v2
 
 VOLATILE = {"run_id"}
@@ -31,7 +31,7 @@ def scenario(tmp: Path, url: str) -> list[Any]:
                       for r in records(report))
         outcome.append((report["counts"], rows))
     for name in ("customers", "customer_addresses", "customer_groups"):
-        table = pq.read_table(out / "exports" / f"{name}.parquet")
+        table = pq.read_table(out / EXPORTS / f"{name}.parquet")
         outcome.append((name, table.schema.to_string(),
                          sorted(table.to_pylist(), key=lambda r: repr(sorted(r.items())))))
     return outcome
