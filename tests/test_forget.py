@@ -32,7 +32,7 @@ from magsync.transform.batch import RawBatch
 from magsync.transform.schema import ADDRESS, CUSTOMER, KEY_COL
 from tests.csvbuild import address_fields, continuation, customer_row, write_csv
 from tests.servers import fresh_database
-from tests.synchelp import db, sync
+from tests.synchelp import EXPORTS, db, sync
 from tests.test_crash import forked
 
 EMAIL, FIRST, LAST, PHONE = ("Zorblax.Quintessa@Erasure-Sentinel.test", "Quorvindel",
@@ -97,9 +97,9 @@ def others(out: Path) -> dict[str, Any]:
                                           if mine not in repr(r).lower())
                                 for t in ("customers", "customer_addresses", "customer_groups")}
     for entity in (CUSTOMER, ADDRESS):
-        exported = pq.read_table(out / "exports" / f"{entity.table}.parquet").to_pylist()
+        exported = pq.read_table(out / EXPORTS / f"{entity.table}.parquet").to_pylist()
         snap[entity.table] = sorted(repr(r) for r in exported if mine not in repr(r).lower())
-        versions = history.read_history(out / "exports", entity).to_pylist()
+        versions = history.read_history(out / EXPORTS, entity).to_pylist()
         snap[f"history {entity.table}"] = sorted(repr(r) for r in versions
                                                  if mine not in repr(r).lower())
     return snap
@@ -163,7 +163,7 @@ def test_forget_leaves_no_byte_of_the_customer(tmp_path: Path) -> None:
     before = leaks(out)
     where = {f.split("/")[0] for f, _ in before}
     assert {"magsync.sqlite", "exports", "reports", "staging", "migrate-state.sqlite"} <= where
-    assert any(f.startswith("exports/history/") for f, _ in before)
+    assert any(f.startswith(f"{EXPORTS}/history/") for f, _ in before)
     assert any("data_docs" in f for f, _ in before), "the mistyped email's Data Docs"
     assert {s for _, s in before} == set(SENTINELS)
     kept = others(out)
@@ -184,7 +184,7 @@ def test_forget_leaves_no_byte_of_the_customer(tmp_path: Path) -> None:
     with sqlite3.connect(out / "migrate-state.sqlite") as conn:
         assert conn.execute("SELECT source_key FROM idmap").fetchall() == \
             [('[1,"other1@example.com"]',)]
-    assert "exports/customers.parquet" in record["files"]["rewritten"]
+    assert f"{EXPORTS}/customers.parquet" in record["files"]["rewritten"]
     assert any(f.startswith("staging/") for f in record["files"]["rewritten"])
     summary = json.loads((Path(record["report"]) / "summary.json").read_text())
     assert summary["erasure"]["files"] == record["files"]
@@ -245,7 +245,7 @@ def test_forget_under_a_pii_key_and_a_hashing_policy(tmp_path: Path) -> None:
     exports = {"pii": policy, "pii_key": KEY}
     out = synced(tmp_path, exports=exports)
     hashed = hmac.new(KEY.encode(), EMAIL.lower().encode(), hashlib.sha256).hexdigest()
-    assert (("exports/customers.parquet", hashed)) in leaks(out, (hashed,))
+    assert ((f"{EXPORTS}/customers.parquet", hashed)) in leaks(out, (hashed,))
     env = {"MAGSYNC_EXPORTS__PII_KEY": KEY, "MAGSYNC_EXPORTS__PII": json.dumps(policy)}
     os.environ.update(env)
     try:
