@@ -85,7 +85,7 @@ def open_run(settings: Settings, input_description: str) -> Run:
     context = RunContext(run_id, report, RecordsWriter(report_dir, run_id), target, staging,
                          checkpoint)
     options = StageOptions(settings.gender_labels, StoreCodes.given(settings.website_codes),
-                           revalidate=settings.revalidate,
+                           revalidate=settings.revalidate, skip_unchanged=settings.skip_unchanged,
                            chunk_rows=settings.validation_chunk_rows)
     return Run(settings, started, report_dir, context, validator, lock, options)
 
