@@ -9,9 +9,13 @@ normalisation, validation and hashing. Everything else takes the usual road.
 What typing a record would have done beyond its own row is done for skipped records too:
 a customer's website and store codes are checked (and learned, in input order) over the
 whole batch, and a record whose codes fault is not skipped; a skipped customer's group id
-still makes a derived group. A record whose key an unskipped record of the same batch
-also has is not skipped: the batch is typed whole, so the last record of a key still wins.
-A soft-deleted stored row is never skipped (it must be restored).
+still makes a derived group. A soft-deleted stored row is never skipped (it must be
+restored), nor is a second record of a key in one run (its row is seen already).
+
+A skipped record ends as the diff would have left it, even beside another record of its
+key: across batches the later record is never skipped (see above), and within a batch
+`KeyIndex.classify` compares every record with the stored row alone, so a record equal to
+it is unchanged there too, whatever the batch's other records of its key do.
 """
 
 from __future__ import annotations
@@ -21,8 +25,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from magsync.load.report import RunReport
 from magsync.transform.batch import RawBatch
@@ -74,9 +76,6 @@ class RawSkip:
                 codes = codes.learned()
             group_ids = typed["group_id"][skip].dropna().astype(int).tolist()
         rest = self._prepare(replace(full, frame=full.frame[~skip]), codes)
-        skipped = index.key_array(pos[skip])
-        if _shared(skipped, rest):  # rare: the last record of a key must win
-            return self._prepare(full, codes)
         index.seen[pos[skip]] = True
         n = int(skip.sum())
         rest.received[raw.entity.name] += n
@@ -88,14 +87,6 @@ class RawSkip:
     def _prepare(self, batch: RawBatch, codes: StoreCodes | None) -> Prepared:
         self.report.typed[batch.entity.name] += len(batch.frame)
         return prepare(batch, self.gender_labels, codes)
-
-
-def _shared(skipped: pa.Array, prepared: Prepared) -> bool:
-    """Whether a skipped record's key is also the key of a record typed in its batch."""
-    if not len(skipped) or prepared.frame.empty:
-        return False
-    keys = pa.array(prepared.frame[KEY_COL], pa.string(), from_pandas=True)
-    return bool(pc.any(pc.is_in(skipped.cast(pa.string()), value_set=keys)).as_py())
 
 
 def stale_digests(index: KeyIndex, frame: pd.DataFrame) -> pd.DataFrame:
