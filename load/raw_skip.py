@@ -96,4 +96,5 @@ def stale_digests(index: KeyIndex, frame: pd.DataFrame) -> pd.DataFrame:
         return frame.iloc[:0]
     stored, known = index.stored_raw(frame[KEY_COL])
     mine = frame[RAW_DIGEST_COL].to_numpy(dtype=np.int64)
-    return frame[~known | (stored != mine)]
+    stale: pd.DataFrame = frame[~known | (stored != mine)]
+    return stale

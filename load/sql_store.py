@@ -21,8 +21,8 @@ from sqlalchemy.engine import Connection, Engine
 from magsync.load.parquet_export import keyed_schema
 from magsync.load.sql_bulk import (
     bulk_upsert,
-    refresh_column,
     param_marker,
+    refresh_column,
     sqlite_bulk_insert,
     sqlite_select_arrow,
     streaming_cursor,
