@@ -102,10 +102,12 @@ def exports(out: Path) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for name in ENTITY_TABLES:
         table = pq.read_table(out / "exports" / f"{name}.parquet")
+        assert "raw_digest" not in table.schema.names  # never exported
         found[name] = (table.schema.names, sorted(table.to_pylist(), key=repr))
         versions = []
         for path in sorted((out / "exports" / "history" / name).glob("run_id=*.parquet")):
             rows = pq.read_table(path).to_pylist()
+            assert not rows or "raw_digest" not in rows[0]
             versions.append(sorted(({k: v for k, v in r.items()
                                      if k not in HISTORY_RUN_COLUMNS} for r in rows),
                                    key=repr))
