@@ -275,22 +275,9 @@ def test_spine_store_upgrades_fills_raw_digests_then_skips(tmp_path: Path) -> No
 # -- the raw digest, as documented --------------------------------------------------------
 
 def _reference_digest(text: str) -> int:
-    """transform/keyset.py's 64-bit digest in plain Python, as the docstring states it."""
-    mask = (1 << 64) - 1
-
-    def mix(h: int) -> int:
-        h ^= h >> 33
-        h = (h * 0xFF51AFD7ED558CCD) & mask
-        h ^= h >> 29
-        h = (h * 0xC4CEB9FE1A85EC53) & mask
-        return h ^ (h >> 32)
-
-    data = text.encode("utf-8")
-    h = (len(data) * 0xFF51AFD7ED558CCD + 0x9E3779B97F4A7C15) & mask
-    for at in range(0, len(data), 8):
-        h = mix(h ^ int.from_bytes(data[at:at + 8].ljust(8, b"\0"), "little"))
-    h = mix(h)
-    return h - (1 << 64) if h >= 1 << 63 else h
+    """BLAKE2b-64 of the UTF-8 text, as a big-endian signed integer."""
+    return int.from_bytes(blake2b(text.encode("utf-8"), digest_size=8).digest(), "big",
+                          signed=True)
 
 
 def test_raw_digest_is_the_documented_one() -> None:
