@@ -130,6 +130,9 @@ class Settings(RunSettings):
     hard_delete: bool = False
     validation_chunk_rows: int = Field(100_000, ge=1)  # bounds the buffer's memory (bench)
     revalidate: bool = False
+    # leave out records whose raw values did not change before typing them (load/raw_skip.py);
+    # off only to compare with and measure the full road (tests, bench)
+    skip_unchanged: bool = True
     validation: bool = True  # off only to measure what validation costs (bench)
 
     @property

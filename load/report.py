@@ -153,6 +153,10 @@ class RunReport:
     conservation: str | None = None  # "ok", or what did not add up; None: not checked
     not_provided: dict[str, list[str]] = field(default_factory=dict)  # by the source
     windows: dict[str, dict[str, str]] = field(default_factory=dict)  # UTC start and end
+    # records typed (normalised and hashed), and unchanged ones skipped before typing
+    # (load/raw_skip.py), per entity: how much of the input a re-sync worked on
+    typed: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
 
     def count(self, entity: str, action: str, n: int = 1) -> None:
         """Adds `n` records of `entity` with `action`."""
@@ -225,6 +229,8 @@ class RunReport:
             "data_docs": self.data_docs,
             "not_provided": self.not_provided,
             "windows": self.windows,
+            "typed": dict(sorted(self.typed.items())),
+            "skipped_unchanged": dict(sorted(self.skipped.items())),
         }
 
     def write_summary(self, report_dir: Path) -> Path:

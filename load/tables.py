@@ -68,6 +68,8 @@ def entity_table(entity: Entity) -> sa.Table:
         sa.Column("run_id", key_string(64), nullable=False),
         sa.Column("loaded_at", timestamp(), nullable=False),
         sa.Column("deleted_at", timestamp(), nullable=True),
+        # digest of the raw source record (transform/rawdigest.py); null: not known yet
+        sa.Column("raw_digest", sa.BigInteger(), nullable=True),
     ]
     return sa.Table(entity.table, metadata, *columns)
 
