@@ -101,7 +101,7 @@ def import_costs(top: int = 8) -> list[tuple[str, float]]:
 
 def stage_times(work: Path) -> dict[str, float]:
     """The stage times (s) the first measured run's report recorded."""
-    (report,) = (work / "first-0" / "reports").iterdir()
+    (report,) = (work / "first-0" / "reports" / "source=default").iterdir()
     summary = json.loads((report / "summary.json").read_text())
     return {k: round(float(v), 2) for k, v in (summary.get("timings_s") or
                                                 summary.get("stages_s") or {}).items()}

@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from magsync.extract.progress import Snapshot
+from magsync.load import layout
 from magsync.load.report_digest import fault_rows, read_summary, summary_markdown
 
 log = logging.getLogger("magsync")
@@ -93,7 +94,8 @@ def publish_run(report: dict[str, Any], command: str) -> dict[str, Any]:
     run_id, out = report.get("run_id"), report.get("output_dir")
     if not run_id or not out or flow_run_id() is None:
         return report
-    report_dir = Path(out) / "reports" / str(run_id)
+    report_dir = layout.report_dir(Path(out), str(report.get("source") or "default"),
+                                   str(run_id))
     if not (report_dir / "summary.json").is_file():
         return report
     from prefect.artifacts import (

@@ -10,6 +10,8 @@ from magsync.flows import (
     compact_cmd,
     emulator_cmd,
     faults_cmd,
+    fleet_cmd,
+    forget_cmd,
     migrate_args,
     migrate_cmd,
     report_cmd,
@@ -44,9 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     emulator_cmd.add_parser(sub)
     faults_cmd.add_parser(sub)
     compact_cmd.add_parser(sub)
+    forget_cmd.add_parser(sub)
     migrate_args.add_parsers(sub)
     runs_cmd.add_parser(sub)
     report_cmd.add_parser(sub)
+    fleet_cmd.add_parsers(sub)
     for subparser in sub.choices.values():
         # An abbreviation (`--ful`) must be an error, not silently another option.
         subparser.allow_abbrev = False
@@ -57,8 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"sync": sync_cmd.run, "emulator": emulator_cmd.run, "faults": faults_cmd.run,
-            "compact": compact_cmd.run, "runs": runs_cmd.run, "report": report_cmd.run,
-            "migrate": migrate_cmd.run, "verify": migrate_cmd.run}
+            "compact": compact_cmd.run, "forget": forget_cmd.run,
+            "runs": runs_cmd.run, "report": report_cmd.run,
+            "migrate": migrate_cmd.run, "verify": migrate_cmd.run,
+            "deploy": fleet_cmd.run_deploy, "fleet": fleet_cmd.run_fleet}
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -19,13 +19,14 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compacts every entity's history; exit 0, also when there was nothing to merge."""
-    from magsync.load import history
+    from magsync.load import history, layout
     from magsync.load.lock import RunLock
     from magsync.load.runs import new_run_id
     from magsync.load.sql_store import SqlTarget
     from magsync.transform.schema import LOAD_ORDER
 
     settings = target_settings(args)
+    exports = layout.exports_dir(settings.output_dir, settings.source.name)
     target = SqlTarget(settings.target_url, source=settings.source.name)
     lock = None
     if target.is_initialised():  # else no sync has run there: nothing to hold off
@@ -33,11 +34,11 @@ def run(args: argparse.Namespace) -> int:
         lock.acquire(settings.target.wait_lock_s)  # no sync publishes history meanwhile
     try:
         for entity in LOAD_ORDER:
-            files, versions = history.compact(settings.output_dir / "exports", entity)
+            files, versions = history.compact(exports, entity)
             print(f"{entity.name}: {files} file(s) merged, {versions} version(s)")
     finally:
         if lock is not None:
             lock.release()
         target.dispose()
-    print(f"history: {settings.output_dir / 'exports' / history.HISTORY}", file=sys.stderr)
+    print(f"history: {exports / history.HISTORY}", file=sys.stderr)
     return 0

@@ -14,6 +14,7 @@ from typing import Any
 
 from magsync.flows.messages import ERRORS_LOGGER, EXIT_FAILED, EXIT_OK, quiet_tracebacks
 from magsync.flows.prefect_console import prefect_info_off
+from magsync.load import layout
 
 # Prefect must run offline and quietly; these are read when prefect is imported.
 PREFECT_DEFAULTS = {
@@ -113,7 +114,8 @@ def print_report(summary: dict[str, Any]) -> None:
         print(f"{entity:<10}" + "".join(f"{counts.get(a, 0):>11}" for a in actions))
     for note in summary.get("notes", []):
         print(f"note: {note}")
-    report_dir = Path(summary["output_dir"]) / "reports" / summary["run_id"]
+    report_dir = layout.report_dir(Path(summary["output_dir"]), summary["source"],
+                                   summary["run_id"])
     print(f"report: {report_dir}")
 
 

@@ -18,6 +18,7 @@ POINTS = ("delete-detection", "merge-transaction", "after-commit", "export-befor
 
 PAUSE_ENV = "MAGSYNC_TEST_PAUSE_AT"
 PAUSE_FILE_ENV = "MAGSYNC_TEST_PAUSE_FILE"
+PAUSE_SECONDS_ENV = "MAGSYNC_TEST_PAUSE_S"  # how long (default 600: until killed)
 
 
 def pause_point(name: str) -> None:
@@ -28,7 +29,25 @@ def pause_point(name: str) -> None:
     if marker:
         with open(marker, "w") as fh:
             fh.write(str(os.getpid()))
-    time.sleep(600)
+    time.sleep(float(os.environ.get(PAUSE_SECONDS_ENV) or 600))
+
+
+BARRIER_ENV = "MAGSYNC_TEST_BARRIER"  # "<point>:<runs>:<folder>"
+
+
+def barrier_point(name: str) -> None:
+    """Holds the run here until `runs` runs (processes) reached this point, for at most
+    two minutes: the fleet test starts its stores' writes together."""
+    spec = os.environ.get(BARRIER_ENV, "")
+    point, _, rest = spec.partition(":")
+    if point != name:
+        return
+    runs, _, folder = rest.partition(":")
+    os.makedirs(folder, exist_ok=True)
+    open(os.path.join(folder, str(os.getpid())), "w").close()
+    deadline = time.monotonic() + 120
+    while len(os.listdir(folder)) < int(runs) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def crash_point(name: str) -> None:
@@ -41,4 +60,5 @@ def checkpoint(name: str) -> None:
     """The hook the steps below flows/ call at named points: a pause or a crash when a
     test asked for this point, nothing otherwise."""
     pause_point(name)
+    barrier_point(name)
     crash_point(name)

@@ -16,6 +16,7 @@ from magsync.flows.console import (
 from magsync.flows.messages import EXIT_OK, load_checked
 from magsync.flows.migrate_args import overrides
 from magsync.flows.tracking import NEEDS_API, needs_api, tracked
+from magsync.load import layout
 
 ACTIONS = ("created", "updated", "deleted", "skipped", "unchanged", "faulted",
            "warning")  # the table
@@ -79,4 +80,6 @@ def print_table(summary: dict[str, Any]) -> None:
         print(f"{entity:<10}" + "".join(f"{counts.get(a, 0):>11}" for a in ACTIONS))
     for note in summary.get("notes", []):
         print(f"note: {note}")
-    print(f"report: {Path(summary['output_dir']) / 'reports' / summary['run_id']}")
+    folder = layout.report_dir(Path(summary["output_dir"]), summary["source"],
+                               summary["run_id"])
+    print(f"report: {folder}")

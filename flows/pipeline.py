@@ -17,6 +17,7 @@ from magsync.flows.crash import checkpoint
 from magsync.flows.settings import Settings
 from magsync.load import merge as merging
 from magsync.load.guards import check_conservation, check_delete_ratio, check_fault_ratio
+from magsync.load.layout import exports_dir, report_dir, staging_dir
 from magsync.load.lock import RunLock
 from magsync.load.report import RecordsWriter, RunReport, prune_reports
 from magsync.load.report_page import write_page
@@ -27,7 +28,6 @@ from magsync.load.stager import StageOptions, plan_deletes, stage_all
 from magsync.load.staging import Staging
 from magsync.load.sync_state import Staged
 from magsync.transform.batch import RawBatch
-from magsync.transform.codes import StoreCodes
 from magsync.transform.schema import LOAD_ORDER
 from magsync.transform.validate import BUNDLED_SUITES, SuiteValidator, build_data_docs
 
@@ -57,11 +57,11 @@ def open_run(settings: Settings, input_description: str) -> Run:
     lean_arrow_memory()
     started = datetime.now(UTC)
     run_id = new_run_id(started)
-    out = settings.output_dir
-    report_dir = out / "reports" / run_id
-    target = SqlTarget(settings.target_url, source=settings.source.name,
+    out, name = settings.output_dir, settings.source.name
+    folder = report_dir(out, name, run_id)
+    target = SqlTarget(settings.target_url, source=name,
                        store_secrets=settings.target.store_secrets)
-    report = RunReport(run_id=run_id, source=settings.source.name, input=input_description,
+    report = RunReport(run_id=run_id, source=name, input=input_description,
                        target=target.describe(), version=magsync_version(),
                        mode="full" if settings.full else "incremental",
                        dry_run=settings.dry_run, started_at=started, output_dir=str(out))
@@ -77,17 +77,15 @@ def open_run(settings: Settings, input_description: str) -> Run:
         lock = RunLock(target.engine, settings.source.name, run_id)
         lock.acquire(settings.target.wait_lock_s)
         try:
-            prepare_target(target, lock, report, started, out / "staging")
+            prepare_target(target, lock, report, started, staging_dir(out, name))
         except BaseException:
             lock.release()
             raise
-    staging = Staging(out / "staging" / run_id, with_secrets=settings.target.store_secrets)
-    context = RunContext(run_id, report, RecordsWriter(report_dir, run_id), target, staging,
-                         checkpoint)
-    options = StageOptions(settings.gender_labels, StoreCodes.given(settings.website_codes),
-                           revalidate=settings.revalidate,
-                           chunk_rows=settings.validation_chunk_rows)
-    return Run(settings, started, report_dir, context, validator, lock, options)
+    staging = Staging(staging_dir(out, name) / run_id,
+                      with_secrets=settings.target.store_secrets)
+    context = RunContext(run_id, report, RecordsWriter(folder, run_id), target, staging,
+                         checkpoint, pii_key=settings.exports.policy().key)
+    return Run(settings, started, folder, context, validator, lock, StageOptions.of(settings))
 
 
 def stage(run: Run, batches: Iterable[RawBatch], *, has_groups: bool,
@@ -115,15 +113,15 @@ def merge(run: Run, staged: Staged) -> None:
     """Writes the staged run to the target (load/merge.py)."""
     s = run.settings
     merging.merge(run.context, staged, hard_delete=s.hard_delete, full=s.full,
-                  history_in=s.output_dir / "exports" if s.history else None,
+                  history_in=exports_dir(s.output_dir, s.source.name) if s.history else None,
                   policy=s.exports.policy())
 
 
 def export(run: Run, staged: Staged) -> None:
     """Brings the Parquet exports up to date with the target's active rows."""
     s = run.settings
-    merging.export(run.context, staged, s.output_dir / "exports", s.batch_size,
-                   history_on=s.history, policy=s.exports.policy())
+    merging.export(run.context, staged, exports_dir(s.output_dir, s.source.name),
+                   s.batch_size, history_on=s.history, policy=s.exports.policy())
 
 
 def finish(run: Run, status: str, error: str | None = None) -> RunReport:
@@ -140,7 +138,7 @@ def finish(run: Run, status: str, error: str | None = None) -> RunReport:
         report.write_summary(run.report_dir)
         if not run.settings.dry_run:
             record_finished(ctx, run.started, status)
-        prune_reports(run.settings.output_dir / "reports", run.settings.keep_reports_days)
+        prune_reports(run.report_dir.parent, run.settings.keep_reports_days)
     report.write_summary(run.report_dir)
     if run.lock is not None:
         run.lock.release()

@@ -12,6 +12,7 @@ from typing import Any
 from magsync.flows.console import print_report
 from magsync.flows.messages import EXIT_CONFIG, EXIT_FAILED
 from magsync.flows.target_args import add_target_options, target_settings
+from magsync.load import layout
 
 
 def add_parser(sub: Any) -> None:
@@ -27,7 +28,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Runs `report`."""
     settings = target_settings(args)
-    reports = settings.output_dir / "reports"
+    reports = layout.reports_dir(settings.output_dir, settings.source.name)
     return show_report(settings.target_url, settings.source.name, reports, args)
 
 

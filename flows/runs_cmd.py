@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from magsync.flows.target_args import add_target_options, target_settings
+from magsync.load import layout
 
 COLUMNS = ("run_id", "started", "status", "counts", "faults", "kind")
 ACTIONS = ("created", "updated", "restored", "deleted", "skipped", "unchanged")
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     """Runs `runs`."""
     settings = target_settings(args)
     return list_runs(settings.target_url, settings.source.name,
-                     settings.output_dir / "reports", args.limit)
+                     layout.reports_dir(settings.output_dir, settings.source.name), args.limit)
 
 
 def recent_runs(target_url: str, source: str, reports: Path, limit: int

@@ -12,6 +12,7 @@ from pydantic_settings import SettingsConfigDict
 from magsync.flows.export_settings import ExportSettings
 from magsync.flows.layered import LayeredSettings, load_layered
 from magsync.flows.secret_url import SecretUrl
+from magsync.load.layout import check_store_name
 
 CONFIG_FILE = Path("magsync.toml")
 TAB_NAMES = {"tab": "\t", "\\t": "\t"}  # a tab is hard to type on a command line
@@ -21,7 +22,7 @@ class SourceSettings(BaseModel):
     """Where records come from."""
 
     kind: Literal["csv", "soap"] = "csv"
-    name: str = Field("default", min_length=1, max_length=64,
+    name: str = Field("default",
                       description="store name: several stores can share one target")
     input: Path | None = None  # CSV file or folder
     encoding: str | None = Field(None, description="encoding of CSV files without a byte "
@@ -33,6 +34,7 @@ class SourceSettings(BaseModel):
     api: Literal["v1", "v2", "wsi", "auto"] = "v1"
     api_user: str | None = None
     api_key: SecretStr | None = None
+    api_key_env: str | None = None  # name of the environment variable holding the key
     api_key_block: str | None = None  # name of a Prefect Secret block holding the key
     ca_bundle: Path | None = None
     basic_auth_user: str | None = None
@@ -48,6 +50,11 @@ class SourceSettings(BaseModel):
     max_id_gap: int | None = Field(None, ge=1, description="customer ids probed past the "
                                    "highest one seen before a full scan ends (default "
                                    "100 windows)")
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: str) -> str:
+        return check_store_name(value)  # it names the store's partition of the output
 
     @field_validator("encoding")
     @classmethod
@@ -67,6 +74,13 @@ class SourceSettings(BaseModel):
             raise ValueError(f"a delimiter is one ASCII character other than a quote or a "
                              f"line break (or 'tab'), not {value!r}")
         return value
+
+
+class LimitSettings(BaseModel):
+    """Prefect global concurrency limits a tracked sync takes (set by `magsync deploy`)."""
+
+    target: str | None = None  # held while writing to the target (merge and export)
+    store: str | None = None  # held for the whole run: one run per store host
 
 
 class TargetSettings(BaseModel):
@@ -110,11 +124,15 @@ class Settings(RunSettings):
 
     target: TargetSettings = TargetSettings()
     exports: ExportSettings = ExportSettings()  # the PII policy of the Parquet exports
+    limits: LimitSettings = LimitSettings()
     batch_size: int = Field(50_000, ge=1)
     full: bool = False
     hard_delete: bool = False
     validation_chunk_rows: int = Field(100_000, ge=1)  # bounds the buffer's memory (bench)
     revalidate: bool = False
+    # leave out records whose raw values did not change before typing them (load/raw_skip.py);
+    # off only to compare with and measure the full road (tests, bench)
+    skip_unchanged: bool = True
     validation: bool = True  # off only to measure what validation costs (bench)
 
     @property

@@ -4,6 +4,7 @@ extract/sources.py builds the readers themselves."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from magsync.extract import sources
@@ -26,9 +27,15 @@ def build_source(settings: Settings) -> sources.Source:
 
 
 def api_key(source: SourceSettings) -> str:
-    """The API key: MAGSYNC_SOURCE__API_KEY, else the named Prefect Secret block."""
+    """The API key: MAGSYNC_SOURCE__API_KEY, else the environment variable named in
+    source.api_key_env (a fleet's stores), else the named Prefect Secret block."""
     if source.api_key is not None and source.api_key.get_secret_value():
         return source.api_key.get_secret_value()
+    if source.api_key_env:
+        if os.environ.get(source.api_key_env):
+            return os.environ[source.api_key_env]
+        raise ConfigError(f"no SOAP API key: the environment variable "
+                          f"{source.api_key_env} is not set")
     if source.api_key_block:
         from prefect.blocks.system import Secret
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
 from prefect.states import Failed
 
 from magsync.flows import pipeline
@@ -18,7 +20,17 @@ stage_task = task(name="stage", **TASK_OPTIONS)(stage_step)
 guards_task = task(name="guards", **TASK_OPTIONS)(pipeline.check_guards)
 merge_task = task(name="merge", **TASK_OPTIONS)(pipeline.merge)
 export_task = task(name="export", **TASK_OPTIONS)(pipeline.export)
-TASKS = Steps(stage_task, guards_task, merge_task, export_task)
+
+
+def slot(name: str | None) -> AbstractContextManager[Any]:
+    """A slot of the named Prefect global concurrency limit (waits for one; an unknown
+    name is an error: `magsync deploy` creates them), or nothing when none is named. The
+    shortest lease the server takes: a killed run's slot is free again within a minute."""
+    return concurrency(name, strict=True, lease_duration=60) if name else nullcontext()
+
+
+TASKS = Steps(stage_task, guards_task, merge_task, export_task,
+              writing=lambda settings: slot(settings.limits.target))
 
 
 def run_sync(settings: Settings, *, orchestrated: bool = True) -> dict[str, Any]:
@@ -36,6 +48,8 @@ def sync_flow(overrides: dict[str, Any] | None = None,
     Expected failures (configuration, refused guards, a source that refuses us) end the
     flow run in a Failed state carrying the report and an exit code, without a traceback.
     """
-    report, error = sync_outcome(overrides, config_file, TASKS)
+    limits = (overrides or {}).get("limits") or {}
+    with slot(limits.get("store")):  # a store host serves one run at a time
+        report, error = sync_outcome(overrides, config_file, TASKS)
     publish_run(report, "sync")  # artifacts: counts and report link, faults, progress 100
     return report if error is None else Failed(message=error, data=report)

@@ -45,6 +45,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--log-level", default=None)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress line on the terminal")
+    p.add_argument("--store", metavar="NAME", help="sync this store of the fleet file "
+                                                  "(its source, target and maps)")
+    p.add_argument("--fleet", type=Path, metavar="FILE",
+                   help="the fleet file of --store (default: stores.toml)")
     add_prefect_option(p)
 
 

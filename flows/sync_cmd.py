@@ -27,10 +27,16 @@ def run(args: argparse.Namespace) -> int:
     from magsync.transform.errors import ConfigError
 
     given = overrides(args)
+    if args.store is not None:  # the store's settings from the fleet file, CLI on top
+        from magsync.flows.fleet_file import load_fleet, store_overrides
+
+        fleet = load_fleet(args.fleet)
+        given = layer(store_overrides(fleet, fleet.store(args.store)), given)
     config = args.config.resolve() if args.config else None
     settings = load_checked(load_settings, config, **given)  # quick: Prefect not loaded
     source = settings.source
-    if source.kind == "soap" and source.api_key is None and not source.api_key_block:
+    if source.kind == "soap" and source.api_key is None and not (
+            source.api_key_block or source.api_key_env):
         raise ConfigError(MISSING_API_KEY)  # before starting Prefect
     show = print_json if args.json else print_report
     if not tracked(args.prefect):
@@ -48,6 +54,16 @@ def run(args: argparse.Namespace) -> int:
     state: State[Any] = sync_flow(given, str(config) if config else None,
                                   return_state=True)  # type: ignore[assignment]
     return flow_outcome(state, show, "sync failed")
+
+
+def layer(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """`top` over `base`, tables merged one level deep."""
+    out = dict(base)
+    for key, value in top.items():
+        below = out.get(key)
+        out[key] = {**below, **value} if isinstance(below, dict) and isinstance(
+            value, dict) else value
+    return out
 
 
 def _run_untracked(settings: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ class Steps:
     guards: Callable[[pipeline.Run, Staged], Any] = pipeline.check_guards
     merge: Callable[[pipeline.Run, Staged], Any] = pipeline.merge
     export: Callable[[pipeline.Run, Staged], Any] = pipeline.export
+    # Held around the writes (merge, export): a tracked run's target concurrency slot.
+    writing: Callable[[Settings], AbstractContextManager[Any]] = lambda _: nullcontext()
 
 
 PLAIN = Steps()
@@ -60,8 +63,9 @@ def run_steps(settings: Settings, steps: Steps = PLAIN) -> dict[str, Any]:
         staged = steps.stage(run, source)
         steps.guards(run, staged)
         if not settings.dry_run:
-            steps.merge(run, staged)
-            steps.export(run, staged)
+            with steps.writing(settings), run.report.window("write"):
+                steps.merge(run, staged)
+                steps.export(run, staged)
     except GuardRefusedError as err:
         err.report = pipeline.finish(run, "refused", str(err)).to_dict()
         raise

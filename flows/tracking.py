@@ -77,7 +77,8 @@ def _profile_url() -> str | None:
 
 def needs_api(source: Any) -> bool:
     """Whether a source's key can only come from a Prefect Secret block (an API call)."""
-    return bool(source.kind == "soap" and source.api_key is None and source.api_key_block)
+    return bool(source.kind == "soap" and source.api_key is None
+                and not getattr(source, "api_key_env", None) and source.api_key_block)
 
 
 def tracked(forced: bool) -> bool:

@@ -43,6 +43,8 @@ def merge(ctx: RunContext, staged: Staged, *, hard_delete: bool, full: bool,
             merge_entity(ctx, entity, now)
         ctx.checkpoint("after-commit")
         with target.begin() as conn:
+            for entity in LOAD_ORDER:  # unchanged rows: their raw digest only
+                target.refresh_raw_digests(conn, entity, ctx.staging.digests(entity))
             target.write_faults(conn, staged.faults, ctx.run_id, now)
             for entity in LOAD_ORDER:  # advanced only with the data they describe
                 if entity.name in staged.cursors:

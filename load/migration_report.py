@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from magsync.load import layout
 from magsync.load.guards import FaultBudget, is_warning
 from magsync.load.magento_upsert import Outcome
 from magsync.load.report import RecordsWriter, RunReport, prune_reports
@@ -30,8 +31,8 @@ class MigrationReport:
     @classmethod
     def open(cls, report: RunReport, output_dir: Path, max_fault_ratio: float
              ) -> MigrationReport:
-        """The report's folder (<output_dir>/reports/<run_id>) and its records file."""
-        report_dir = output_dir / "reports" / report.run_id
+        """The report's folder (load/layout.py) and its records file."""
+        report_dir = layout.report_dir(output_dir, report.source, report.run_id)
         return cls(report, report_dir, RecordsWriter(report_dir, report.run_id),
                    FaultBudget(max_fault_ratio))
 

@@ -22,7 +22,7 @@ from magsync.transform.faults import Fault
 
 # Where each record read ends up, exactly once (deletions concern stored records, not read
 # ones, and stay out of the balance).
-ACCOUNTED = ("created", "updated", "restored", "unchanged", "faulted")
+ACCOUNTED = ("created", "updated", "restored", "unchanged", "faulted", "suppressed")
 
 RECORD_SCHEMA = pa.schema([
     ("run_id", pa.string()),
@@ -152,6 +152,11 @@ class RunReport:
     received: Counter[str] = field(default_factory=Counter)  # records read, per entity
     conservation: str | None = None  # "ok", or what did not add up; None: not checked
     not_provided: dict[str, list[str]] = field(default_factory=dict)  # by the source
+    windows: dict[str, dict[str, str]] = field(default_factory=dict)  # UTC start and end
+    # records typed (normalised and hashed), and unchanged ones skipped before typing
+    # (load/raw_skip.py), per entity: how much of the input a re-sync worked on
+    typed: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
 
     def count(self, entity: str, action: str, n: int = 1) -> None:
         """Adds `n` records of `entity` with `action`."""
@@ -175,6 +180,16 @@ class RunReport:
                 out.append(f"{entity}: {self.received[entity]} read, {accounted} accounted "
                            f"for ({parts})")
         return out
+
+    @contextmanager
+    def window(self, stage: str) -> Iterator[None]:
+        """Records when the block started and ended (UTC ISO): a fleet checks from them
+        how many syncs wrote to one target at once."""
+        start = datetime.now(UTC).isoformat()
+        try:
+            yield
+        finally:
+            self.windows[stage] = {"start": start, "end": datetime.now(UTC).isoformat()}
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -213,6 +228,9 @@ class RunReport:
             "exports": self.exports,
             "data_docs": self.data_docs,
             "not_provided": self.not_provided,
+            "windows": self.windows,
+            "typed": dict(sorted(self.typed.items())),
+            "skipped_unchanged": dict(sorted(self.skipped.items())),
         }
 
     def write_summary(self, report_dir: Path) -> Path:

@@ -44,6 +44,7 @@ class RunContext:
     # failed suite results as they come, for the data docs the report links (kept even
     # when a later step fails)
     failed_validations: list[ValidationOutcome] = field(default_factory=list)
+    pii_key: bytes | None = None  # the exports' PII key, for load/suppression.py
 
 
 def lean_arrow_memory() -> None:

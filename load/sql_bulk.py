@@ -246,3 +246,45 @@ def sqlite_select_arrow(conn: Connection, sql: str, params: tuple[Any, ...],
         with adbc_sqlite.connect(str(scratch)) as adbc, adbc.cursor() as cur:
             cur.execute("SELECT * FROM result")
             return cur.fetch_arrow_table()
+
+
+def refresh_column(conn: Connection, table: sa.Table, source: str, rows: pa.Table) -> int:
+    """Sets `raw_digest` of the rows of `source` named by `rows` (record_key, row_hash,
+    raw_digest; the last of a repeated key counts) whose row hash is still the given one,
+    in the caller's transaction: the rows go into a temporary table, then one UPDATE
+    joins it (an UPDATE per row would cost a round trip per row on MySQL/MariaDB)."""
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
+    frame = rows.select(["record_key", "row_hash", "raw_digest"]).to_pandas()
+    frame = frame.drop_duplicates("record_key", keep="last")
+    stage, target, mark = quote(f"_magsync_refresh_{table.name}"), quote(table.name), \
+        param_marker(dialect)
+    key = "VARCHAR(512)"
+    if dialect.name in ("mysql", "mariadb"):
+        key += " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"  # as the target's keys
+    suffix = " ON COMMIT DROP" if dialect.name == "postgresql" else ""
+    create = "CREATE TEMP TABLE" if dialect.name == "sqlite" else "CREATE TEMPORARY TABLE"
+    if dialect.name in ("mysql", "mariadb"):
+        update = (f"UPDATE {target} JOIN {stage} AS s ON {target}.record_key = s.record_key "
+                  f"AND {target}.row_hash = s.row_hash SET {target}.raw_digest = s.raw_digest "
+                  f"WHERE {target}.source = {mark}")
+    else:
+        update = (f"UPDATE {target} SET raw_digest = s.raw_digest FROM {stage} AS s "
+                  f"WHERE {target}.source = {mark} AND {target}.record_key = s.record_key "
+                  f"AND {target}.row_hash = s.row_hash")
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(f"{create} {stage} (record_key {key} PRIMARY KEY, row_hash BIGINT, "
+                    f"raw_digest BIGINT){suffix}")
+        values = list(zip(frame["record_key"].tolist(), frame["row_hash"].tolist(),
+                          frame["raw_digest"].tolist(), strict=True))
+        for start in range(0, len(values), CHUNK_ROWS):
+            cur.executemany(f"INSERT INTO {stage} VALUES ({mark}, {mark}, {mark})",
+                            values[start:start + CHUNK_ROWS])
+        cur.execute(update, (source,))
+        count = int(cur.rowcount)
+        mysql = dialect.name in ("mysql", "mariadb")
+        cur.execute(f"DROP {'TEMPORARY ' if mysql else ''}TABLE {stage}")
+    finally:
+        cur.close()
+    return count

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -21,6 +22,7 @@ from magsync.load.parquet_export import keyed_schema
 from magsync.load.sql_bulk import (
     bulk_upsert,
     param_marker,
+    refresh_column,
     sqlite_bulk_insert,
     sqlite_select_arrow,
     streaming_cursor,
@@ -34,6 +36,7 @@ from magsync.transform.schema import (
     HASH_COL,
     KEY_COL,
     LINE_COL,
+    RAW_DIGEST_COL,
     SOURCE_COL,
     Entity,
     Kind,
@@ -138,12 +141,16 @@ class SqlTarget:
 
     # -- reads ----------------------------------------------------------------------
     def key_index(self, entity: Entity) -> KeyIndex:
-        """Every stored key of `entity` with its row hash and soft-delete flag."""
+        """Every stored key of `entity` with its row hash, soft-delete flag and raw digest
+        (null in a store not migrated to 0004 yet: a dry run does not migrate)."""
         if not self.is_initialised():
             return KeyIndex.empty()
         quote = self.engine.dialect.identifier_preparer.quote
-        sql = (f"SELECT record_key, row_hash, deleted_at IS NOT NULL "
-               f"FROM {quote(TABLES[entity.name].name)} "
+        table = TABLES[entity.name].name
+        columns = {c["name"] for c in sa.inspect(self.engine).get_columns(table)}
+        raw = "raw_digest" if "raw_digest" in columns else "NULL"
+        sql = (f"SELECT record_key, row_hash, deleted_at IS NOT NULL, {raw} "
+               f"FROM {quote(table)} "
                f"WHERE source = {param_marker(self.engine.dialect)}")
         with self.engine.connect() as conn:
             if self.dialect == "sqlite":
@@ -151,21 +158,23 @@ class SqlTarget:
                 folder = Path(database).parent if database and database != ":memory:" \
                     else None
                 return _key_index(sqlite_select_arrow(conn, sql, (self.source,), folder))
-            keys, hashes, deleted = [], [], []
+            keys, hashes, deleted, raws = [], [], [], []
             cur = streaming_cursor(conn)  # raw rows: no per-value result processing
             try:
                 cur.execute(sql, (self.source,))
                 while rows := cur.fetchmany(KEY_INDEX_CHUNK):
-                    k, h, d = zip(*rows, strict=True)
+                    k, h, d, r = zip(*rows, strict=True)
                     keys.append(pa.array(k, pa.string()))
                     hashes.append(np.fromiter(h, np.int64, len(rows)))
                     deleted.append(np.fromiter(d, bool, len(rows)))
+                    raws.append(pa.array(r, pa.int64()))
             finally:
                 cur.close()
         if not keys:
             return KeyIndex.empty()
+        raw_digests = pa.chunked_array(raws, pa.int64())
         return KeyIndex(pa.chunked_array(keys), np.concatenate(hashes),
-                        np.concatenate(deleted))
+                        np.concatenate(deleted), *_raw_arrays(raw_digests))
 
     def fetch_rows(self, entity: Entity, keys: Sequence[str], *,
                    with_secrets: bool = False) -> pd.DataFrame:
@@ -265,9 +274,18 @@ class SqlTarget:
     def _rows(self, entity: Entity, staged: pa.Table) -> pa.Table:
         """The staged columns the target stores, named as its columns."""
         keep = [c.name for c in entity.columns if self.store_secrets or not c.secret]
-        names = [KEY_COL, *keep, HASH_COL, EXTRA_COL, SOURCE_COL, LINE_COL]
+        names = [KEY_COL, *keep, HASH_COL, RAW_DIGEST_COL, EXTRA_COL, SOURCE_COL, LINE_COL]
         return staged.select(names).rename_columns(
             [*names[:-2], "source_ref", "source_line"])
+
+    def refresh_raw_digests(self, conn: Connection, entity: Entity, rows: pa.Table) -> int:
+        """Sets the raw digest of stored rows (record_key, row_hash, raw_digest) whose row
+        hash is still the one given: rows a run found unchanged, whose raw digest was
+        null (stored before 0004) or made under another context. Nothing else changes:
+        neither run_id nor loaded_at, so no export, history or count sees it."""
+        if rows.num_rows == 0:
+            return 0
+        return refresh_column(conn, TABLES[entity.name], self.source, rows)
 
     def delete(self, conn: Connection, entity: Entity, keys: Sequence[str], run_id: str,
                now: datetime, *, hard: bool) -> int:
@@ -392,13 +410,20 @@ def _typed(entity: Entity, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _key_index(table: pa.Table) -> KeyIndex:
-    """A KeyIndex from (record_key, row_hash, deleted) columns."""
+    """A KeyIndex from (record_key, row_hash, deleted, raw_digest) columns."""
     if table.num_rows == 0:
         return KeyIndex.empty()
-    keys, hashes, deleted = table.columns
+    keys, hashes, deleted, raw = table.columns
     return KeyIndex(keys.cast(pa.string()),
                     hashes.cast(pa.int64()).to_numpy(),
-                    deleted.cast(pa.bool_()).to_numpy())
+                    deleted.cast(pa.bool_()).to_numpy(), *_raw_arrays(raw))
+
+
+def _raw_arrays(raw: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Stored raw digests as int64 (0 where null) and whether each is known."""
+    raw = raw.cast(pa.int64())
+    known = pc.is_valid(raw).to_numpy()
+    return pc.fill_null(raw, 0).to_numpy(), np.asarray(known, bool)
 
 
 def _arrow_batch(rows: Sequence[Any], schema: pa.Schema) -> pa.RecordBatch:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
+from magsync.load.raw_skip import RawSkip, stale_digests
 from magsync.load.run_context import RunContext
+from magsync.load.suppression import skip_suppressed
 from magsync.load.sync_state import DeleteDetection, Staged, StageState, delete_detection
 from magsync.load.unprovided import keep_stored
 from magsync.transform.batch import RawBatch
@@ -56,6 +59,29 @@ class StageOptions:
     codes: StoreCodes
     revalidate: bool = False  # validate unchanged rows too
     chunk_rows: int = 100_000  # rows per validation run
+    skip_unchanged: bool = True  # leave out unchanged records before typing (raw_skip.py)
+
+    @classmethod
+    def of(cls, settings: StageSettings) -> StageOptions:
+        """The options a run's settings give."""
+        return cls(settings.gender_labels, StoreCodes.given(settings.website_codes),
+                   revalidate=settings.revalidate, chunk_rows=settings.validation_chunk_rows,
+                   skip_unchanged=settings.skip_unchanged)
+
+
+class StageSettings(Protocol):
+    """The run settings staging reads (flows/settings.py)."""
+
+    @property
+    def gender_labels(self) -> Mapping[str, int]: ...
+    @property
+    def website_codes(self) -> Mapping[str, int]: ...
+    @property
+    def revalidate(self) -> bool: ...
+    @property
+    def validation_chunk_rows(self) -> int: ...
+    @property
+    def skip_unchanged(self) -> bool: ...
 
 
 @dataclass
@@ -79,10 +105,13 @@ def stage_all(ctx: RunContext, validator: SuiteValidator | None, options: StageO
     with ctx.report.timed("index"):
         indexes = {e.name: ctx.target.key_index(e) for e in LOAD_ORDER}
     stager = Stager(ctx, validator, options, StageState(indexes), groups_listed=has_groups)
+    batches = skip_suppressed(ctx, batches)  # customers erased on request (magsync forget)
+    skip = RawSkip(indexes, ctx.report, stager.state.group_ids, options.gender_labels,
+                   options.codes, enabled=options.skip_unchanged and not options.revalidate)
     with ctx.report.timed("stage"):
         for raw in batches:
             with ctx.report.timed("normalise"):
-                prepared = prepare(raw, options.gender_labels, options.codes)
+                prepared = skip.prepare(raw)
                 prepared = keep_stored(ctx.target, indexes[prepared.entity.name], ctx.report,
                                        raw, prepared)
             stager.stage_batch(prepared)
@@ -177,6 +206,8 @@ class Stager:
         unchanged = actions == Action.UNCHANGED.value
         waiting = np.ones(len(frame), bool) if self.options.revalidate else ~unchanged
         report.count(entity.name, Action.UNCHANGED.value, int((unchanged & ~waiting).sum()))
+        self.ctx.staging.add_digests(entity, stale_digests(index, where(frame,
+                                                                        unchanged & ~waiting)))
         if entity is GROUP:
             frame = frame.assign(**{DERIVED_COL: prepared.derived})
         pending = self.pending.setdefault(entity.name, Pending())
@@ -259,6 +290,8 @@ class Stager:
         report = self.ctx.report
         writes = np.isin(actions, [a.value for a in WRITES])
         report.count(entity.name, Action.UNCHANGED.value, int((~writes).sum()))
+        self.ctx.staging.add_digests(entity, stale_digests(self.state.indexes[entity.name],
+                                                           where(frame, ~writes)))
         if not writes.any():
             return
         staged = where(frame, writes).drop(columns=[DERIVED_COL], errors="ignore")

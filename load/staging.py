@@ -19,6 +19,7 @@ from magsync.transform.schema import (
     HASH_COL,
     KEY_COL,
     LINE_COL,
+    RAW_DIGEST_COL,
     SOURCE_COL,
     Entity,
 )
@@ -36,7 +37,15 @@ def staged_schema(entity: Entity, *, with_secrets: bool) -> pa.Schema:
         pa.field(EXTRA_COL, pa.string()),
         pa.field(SOURCE_COL, pa.string()),
         pa.field(LINE_COL, pa.int64()),
+        pa.field(RAW_DIGEST_COL, pa.int64()),
     ])
+
+
+# Rows found unchanged whose stored raw digest is missing or stale: not changes, so kept
+# apart from the parts (which the merge, the exports and the history read as the run's
+# changes); the merge sets their raw digest only.
+DIGESTS_SCHEMA = pa.schema([pa.field(KEY_COL, pa.string()), pa.field(HASH_COL, pa.int64()),
+                            pa.field(RAW_DIGEST_COL, pa.int64())])
 
 
 class Staging:
@@ -71,6 +80,27 @@ class Staging:
         folder = self.root / entity.name
         for path in sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []:
             yield pq.read_table(path, columns=columns)
+
+    def add_digests(self, entity: Entity, frame: pd.DataFrame) -> None:
+        """Puts aside unchanged rows (record_key, row_hash, raw_digest) whose raw digest
+        the target must learn."""
+        if frame.empty:
+            return
+        table = pa.Table.from_pandas(frame[DIGESTS_SCHEMA.names], schema=DIGESTS_SCHEMA,
+                                     preserve_index=False)
+        name = f"{entity.name}.digests"
+        n = self._parts.get(name, 0) + 1
+        self._parts[name] = n
+        folder = self.root / name
+        folder.mkdir(exist_ok=True)
+        pq.write_table(table, folder / f"part-{n:06d}.parquet", compression="lz4")
+
+    def digests(self, entity: Entity) -> pa.Table:
+        """Every row put aside by `add_digests` for `entity`, in staging order."""
+        folder = self.root / f"{entity.name}.digests"
+        paths = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+        return pa.concat_tables([pq.read_table(p) for p in paths]) if paths else \
+            DIGESTS_SCHEMA.empty_table()
 
     def remove(self) -> None:
         """Deletes the staging folder."""

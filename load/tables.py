@@ -68,6 +68,8 @@ def entity_table(entity: Entity) -> sa.Table:
         sa.Column("run_id", key_string(64), nullable=False),
         sa.Column("loaded_at", timestamp(), nullable=False),
         sa.Column("deleted_at", timestamp(), nullable=True),
+        # digest of the raw source record (transform/rawdigest.py); null: not known yet
+        sa.Column("raw_digest", sa.BigInteger(), nullable=True),
     ]
     return sa.Table(entity.table, metadata, *columns)
 
@@ -127,4 +129,24 @@ LOCK = sa.Table(
     sa.Column("pid", sa.BigInteger(), nullable=False),
     sa.Column("host", key_string(255), nullable=False),
     sa.Column("since", key_string(32), nullable=False),
+)
+
+# Customers erased on request (`magsync forget`): an HMAC of their identity, never the
+# values; a sync skips the records that match (load/suppression.py).
+SUPPRESSION = sa.Table(
+    "magsync_suppression", metadata,
+    sa.Column("source", key_string(64), primary_key=True),
+    sa.Column("digest", key_string(64), primary_key=True),
+    sa.Column("kind", key_string(16), nullable=False),
+    sa.Column("key_id", key_string(40), nullable=False),
+    sa.Column("run_id", key_string(64), nullable=False),
+    sa.Column("created_at", timestamp(), nullable=False),
+)
+
+# The target's own random HMAC key of the suppression digests, used when no PII key is set.
+SUPPRESSION_KEY = sa.Table(
+    "magsync_suppression_key", metadata,
+    sa.Column("name", key_string(32), primary_key=True),
+    sa.Column("secret", text(), nullable=False),
+    sa.Column("created_at", timestamp(), nullable=False),
 )

@@ -46,6 +46,10 @@ T = TypeVar("T")
 
 READ_SUFFIXES = (".list", ".info")
 _MAX_BACKOFF = 30.0
+# Tries of one call across expired sessions: threads share the session, so one that expires
+# again before a retried call lands (a store expiring sessions quickly, under load) is not
+# the end of the run; each try logs in only if no other thread has already.
+SESSION_ATTEMPTS = 3
 
 
 def is_read(resource: str) -> bool:
@@ -69,6 +73,7 @@ def _positional(args: Sequence[Any] | None, resource: str = "") -> list[Any] | N
     if not isinstance(args, list | tuple):
         raise TypeError("args must be a list of positional arguments, e.g. [filters]")
     return list(args)
+
 
 
 class _Secret:
@@ -280,11 +285,13 @@ class MagentoClient:
         read: bool,
     ) -> Any:
         session = self._current_session()
-        try:
-            return self._request(operation, parts(session), resource, summary, read=read)
-        except MagentoSessionExpired:
-            log.debug("session #%d expired during %s: logging in again", self._session_no, resource)
-        session = self._relogin(stale=session)
+        for _ in range(SESSION_ATTEMPTS - 1):
+            try:
+                return self._request(operation, parts(session), resource, summary, read=read)
+            except MagentoSessionExpired:
+                log.debug("session #%d expired during %s: logging in again", self._session_no,
+                          resource)
+            session = self._relogin(stale=session)
         return self._request(operation, parts(session), resource, summary, read=read)
 
     def _inline(self, value: Any, resource: str, args: Sequence[Any] | None) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import signal
 import socket
@@ -43,28 +45,89 @@ def quiet_env(home: Path) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def running_server(home: Path) -> Iterator[PrefectServer]:
-    """Starts a server in its own process group; stops it and checks nothing is left."""
+def _start(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`prefect server start` in its own process group, its log in `home`; once healthy."""
     port = free_port()
-    env = quiet_env(home)
-    log = (home / "server.log").open("wb")
-    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    with (home / "server.log").open("wb") as log:
+        proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host",
+                                 "127.0.0.1", "--port", str(port)], env=quiet_env(home),
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     api = f"http://127.0.0.1:{port}/api"
     try:
         _wait_healthy(api, proc, home)
-        env["PREFECT_API_URL"] = api
-        yield PrefectServer(api, home, env)
+    except BaseException:
+        _stop(proc.pid, proc)
+        raise
+    return proc, api
+
+
+def _stop(pgid: int, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Stops a server's process group: SIGTERM, then SIGKILL after 20 s; waits it out
+    (`proc`, the group's leader when it is our child, is reaped on the way)."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc is not None:
+            proc.poll()
+        if not group_alive(pgid):
+            return
+        time.sleep(0.1)
+    os.killpg(pgid, signal.SIGKILL)
+    if proc is not None:
+        proc.wait()
+    while group_alive(pgid) and time.monotonic() < deadline + 10:
+        time.sleep(0.1)
+
+
+def _served(api: str, home: Path) -> PrefectServer:
+    env = quiet_env(home)
+    env["PREFECT_API_URL"] = api
+    return PrefectServer(api, home, env)
+
+
+@contextmanager
+def running_server(home: Path) -> Iterator[PrefectServer]:
+    """Starts a server in its own process group; stops it and checks nothing is left."""
+    proc, api = _start(home)
+    try:
+        yield _served(api, home)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        _stop(proc.pid, proc)
+        assert not group_alive(proc.pid), "the Prefect server left a process behind"
+
+
+SHARED_STATE = "prefect-server.json"
+_STARTED: list[subprocess.Popen[bytes]] = []  # this worker's started server, kept referenced
+
+
+def shared_server(root: Path) -> PrefectServer:
+    """One server for every pytest-xdist worker of a session, all under `root` (the
+    session's shared temporary folder): the first worker to ask starts it, the others
+    find it in `root`; `stop_shared(root)` stops it when the whole session ends."""
+    with (root / "prefect-server.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        state = root / SHARED_STATE
+        if state.exists():
+            data = json.loads(state.read_text())
+            return _served(data["api_url"], Path(data["home"]))
+        home = root / "prefect-server-home"
+        home.mkdir()
+        proc, api = _start(home)
+        _STARTED.append(proc)
+        state.write_text(json.dumps({"api_url": api, "home": str(home), "pgid": proc.pid}))
+        return _served(api, home)
+
+
+def stop_shared(root: Path) -> None:
+    """Stops the shared server of `root`, if one was started, and checks nothing is left."""
+    state = root / SHARED_STATE
+    if state.exists():
+        pgid = json.loads(state.read_text())["pgid"]
+        _stop(pgid)
+        assert not group_alive(pgid), "the Prefect server left a process behind"
 
 
 def _wait_healthy(api: str, proc: subprocess.Popen[bytes], home: Path) -> None:

@@ -71,7 +71,8 @@ def records(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The records file of a run."""
     import pyarrow.parquet as pq
 
-    path = Path(report["output_dir"]) / "reports" / report["run_id"] / "records.parquet"
+    path = (Path(report["output_dir"]) / "reports" / f"source={report['source']}"
+            / report["run_id"] / "records.parquet")
     rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
     return rows
 
@@ -94,3 +95,7 @@ def dump_url(url: str) -> dict[str, list[tuple]]:
                                  for r in result), key=repr)
     engine.dispose()
     return out
+
+# A single-store run's partitions of the output folder (load/layout.py).
+EXPORTS = Path("exports") / "source=default"
+REPORTS = Path("reports") / "source=default"

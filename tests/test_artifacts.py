@@ -20,6 +20,7 @@ from magsync.load.report_digest import fault_rows, md, summary_markdown
 from magsync.transform.faults import REDACTED, Fault, Stage
 from tests.csvbuild import address_fields, customer_row, write_csv
 from tests.prefect_server import BIN, PrefectServer
+from tests.synchelp import REPORTS
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFECT_INFO = ("Beginning flow run", "View at", "Finished in state")
@@ -87,7 +88,7 @@ def test_tracked_sync_publishes_its_report_as_artifacts(prefect_server: PrefectS
     assert done.returncode == 0, done.stderr[-3000:]
     for line in PREFECT_INFO:  # no --verbose: Prefect's INFO lines stay off the console
         assert line not in done.stderr, done.stderr
-    (report_dir,) = (out / "reports").iterdir()
+    (report_dir,) = (out / REPORTS).iterdir()
     summary = json.loads((report_dir / "summary.json").read_text())
     found = {a["type"]: a for a in artifacts(prefect_server, out)}
     assert set(found) == {"markdown", "table", "progress"}

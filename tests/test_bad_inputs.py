@@ -5,11 +5,12 @@ Every case starts from 8 customers with 20 addresses (the start of data/sample),
 run must account for every planted record: loaded (created, updated, restored or
 unchanged) plus faulted equals what the file holds, per entity.
 
-A `magsync` process spends most of its time importing (Great Expectations, Prefect,
-pandas: 4-7 s here), which over 40 runs would cost minutes. So the cases run through a
-launcher: one process imports the CLI once, then forks a fresh child per run that does
-what the console script does, `sys.exit(flows.cli.main())`, with its own stdout, stderr
-and exit code (an uncaught exception prints its Traceback as it would from the shell).
+A `magsync` process spends most of its time importing (Great Expectations, pandas:
+4-7 s here), which over 40 runs would cost minutes. So the cases run through a launcher
+(tests/launcher.py): one process imports the CLI once, then forks a fresh child per run
+that does what the console script does, `sys.exit(flows.cli.main())`, with its own
+stdout, stderr and exit code (an uncaught exception prints its Traceback as it would from
+the shell).
 `--version` and `--ful` go through the installed `magsync` script itself.
 """
 
@@ -17,13 +18,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +29,11 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from tests.prefect_server import BIN, PrefectServer, group_alive
+from tests.launcher import Launcher
+from tests.prefect_server import PrefectServer
 from tests.servers import target_for
-from tests.test_cli import ROOT, magsync
+from tests.synchelp import REPORTS
+from tests.test_cli import magsync
 
 pytestmark = pytest.mark.slow
 CORPUS = Path(__file__).resolve().parent / "bad_inputs"
@@ -64,7 +63,7 @@ class Run:
     @property
     def report_dir(self) -> Path:
         """The run's report folder."""
-        return next((self.out / "reports").iterdir())
+        return next((self.out / REPORTS).iterdir())
 
     def summary(self) -> dict[str, Any]:
         """summary.json."""
@@ -227,64 +226,10 @@ CASES: list[Case] = [
 ]
 
 
-def serve() -> None:
-    """The launcher's loop: imports the CLI once, then per JSON line on stdin (argv and
-    two file paths) forks a child that runs it and prints the child's exit code."""
-    from magsync.flows import cli, sync  # noqa: F401  (the costly imports, done once)
-
-    for line in sys.stdin:
-        job = json.loads(line)
-        pid = os.fork()
-        if pid == 0:  # the child: a `magsync` process from here on
-            signal.alarm(300)
-            for fd, path in ((1, job["stdout"]), (2, job["stderr"])):
-                target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-                os.dup2(target, fd)
-                os.close(target)
-            sys.argv = ["magsync", *job["argv"]]
-            sys.exit(cli.main(job["argv"]))
-        _, status = os.waitpid(pid, 0)
-        print(os.waitstatus_to_exitcode(status), flush=True)
-
-
-class Launcher:
-    """The parent side of `serve`: runs `magsync ARGS` in a forked child."""
-
-    def __init__(self, server: PrefectServer) -> None:
-        self.proc = subprocess.Popen(
-            [str(BIN / "python"), "-c", "from tests.test_bad_inputs import serve; serve()"],
-            cwd=ROOT, env=server.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True, start_new_session=True)
-
-    def run(self, *args: str, logs: Path) -> subprocess.CompletedProcess[str]:
-        """One `magsync` run; its output goes through files under `logs`."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        out, err = logs / "stdout.txt", logs / "stderr.txt"
-        job = {"argv": list(args), "stdout": str(out), "stderr": str(err)}
-        self.proc.stdin.write(json.dumps(job) + "\n")
-        self.proc.stdin.flush()
-        code = self.proc.stdout.readline()
-        assert code, "the launcher died"
-        return subprocess.CompletedProcess(["magsync", *args], int(code),
-                                           out.read_text(errors="replace"),
-                                           err.read_text(errors="replace"))
-
-    def close(self) -> None:
-        """Ends the launcher and checks it left no process behind."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-        assert not group_alive(self.proc.pid), "a run left a process behind"
-
-
-@pytest.fixture(scope="module")
-def launcher(untracked: PrefectServer) -> Iterator[Launcher]:
-    """One launcher for the module's runs: untracked, so no run needs a Prefect server."""
-    runner = Launcher(untracked)
-    try:
-        yield runner
-    finally:
-        runner.close()
+@pytest.fixture
+def launcher(cli_launcher: Launcher) -> Launcher:
+    """The session's launcher: untracked, so no run needs a Prefect server."""
+    return cli_launcher
 
 
 def sync(launcher: Launcher, case: Case, out: Path, target: str) -> Run:
@@ -365,7 +310,7 @@ def test_abbreviated_option_is_rejected(untracked: PrefectServer, tmp_path: Path
     assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
     assert "--ful" in run.stderr
     assert "Traceback" not in run.stderr
-    assert not (tmp_path / "out" / "reports").exists(), "--ful must not start a run"
+    assert not (tmp_path / "out" / REPORTS).exists(), "--ful must not start a run"
 
 
 def test_version(untracked: PrefectServer) -> None:

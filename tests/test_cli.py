@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.csvbuild import address_fields, customer_row, write_csv
+from tests.launcher import Launcher
 from tests.prefect_server import BIN, PrefectServer, group_alive
 from tests.servers import fresh_database
+from tests.synchelp import REPORTS
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -37,13 +39,13 @@ def test_sample_run_then_rerun_unchanged(untracked: PrefectServer, tmp_path: Pat
                     "--full", "--output-dir", str(out))
     assert first.returncode == 0, first.stderr[-3000:]
     assert "customer" in first.stdout and "report:" in first.stdout
-    summary = json.loads(next((out / "reports").glob("*/summary.json")).read_text())
+    summary = json.loads(next((out / REPORTS).glob("*/summary.json")).read_text())
     # data/sample/README.md: 7 groups, 1000 customers, 1879 addresses; exactly 4 planted
     # customer faults, and the 10 addresses that go with them fault too.
     assert summary["counts"] == {"group": {"created": 7},
                                  "customer": {"created": 996, "faulted": 4},
                                  "address": {"created": 1869, "faulted": 10}}
-    records = next((out / "reports").glob("*/records.csv"))
+    records = next((out / REPORTS).glob("*/records.csv"))
     with records.open(encoding="utf-8-sig", newline="") as fh:
         faulted = {(r["entity"], int(r["source_line"]), r["rule"])
                    for r in csv.DictReader(fh) if r["action"] == "faulted"}
@@ -58,8 +60,8 @@ def test_sample_run_then_rerun_unchanged(untracked: PrefectServer, tmp_path: Pat
     second = magsync(untracked, "sync", "--source", "csv", "--input", "data/sample",
                      "--full", "--output-dir", str(out))
     assert second.returncode == 0, second.stderr[-3000:]
-    run_ids = sorted(p.name for p in (out / "reports").iterdir())
-    again = json.loads((out / "reports" / run_ids[-1] / "summary.json").read_text())
+    run_ids = sorted(p.name for p in (out / REPORTS).iterdir())
+    again = json.loads((out / REPORTS / run_ids[-1] / "summary.json").read_text())
     for entity, counts in again["counts"].items():
         assert set(counts) <= {"unchanged", "faulted"}, (entity, counts)
 
@@ -120,19 +122,27 @@ def test_prefect_yaml_deploys_with_cron(prefect_server: PrefectServer, tmp_path:
     assert schedules["weekly-full"] == ["30 3 * * 0"]
 
 
-def test_records_csv_is_readable(untracked: PrefectServer, tmp_path: Path) -> None:
+def test_records_csv_is_readable(cli_launcher: Launcher, tmp_path: Path) -> None:
     src = write_csv(tmp_path / "one.csv", [customer_row("one@example.com", dob="bad")])
     out = tmp_path / "out"
-    run = magsync(untracked, "sync", "--input", str(src), "--output-dir", str(out),
-                  "--max-fault-ratio", "1")
+    run = forked(cli_launcher, tmp_path, "sync", "--input", str(src), "--output-dir", str(out),
+                 "--max-fault-ratio", "1")
     assert run.returncode == 0, run.stderr[-2000:]
-    with next((out / "reports").glob("*/records.csv")).open(encoding="utf-8-sig",
+    with next((out / REPORTS).glob("*/records.csv")).open(encoding="utf-8-sig",
                                                           newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["action"], r["rule"], r["source_line"]) for r in rows] == [
         ("faulted", "bad_date", "2")]
-    assert os.path.isabs(json.loads(next((out / "reports").glob("*/summary.json"))
+    assert os.path.isabs(json.loads(next((out / REPORTS).glob("*/summary.json"))
                                     .read_text())["output_dir"])
+
+
+def forked(launcher: Launcher, logs: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`magsync ARGS`, untracked, as a child forked from the session's launcher
+    (tests/launcher.py): the same `sys.exit(cli.main())` in a process of its own, without
+    the console script's start-up. This file keeps the installed script itself for each
+    exit code (0, 1, 2), for --version and for runs on a Prefect server."""
+    return launcher.run(*args, logs=logs)
 
 
 def error_lines(run: subprocess.CompletedProcess[str]) -> list[str]:
@@ -147,11 +157,11 @@ def refused_input(tmp_path: Path) -> Path:
                                               customer_row("bad@example.com", dob="nope")])
 
 
-def test_unreachable_postgresql_is_exit_2(untracked: PrefectServer,
+def test_unreachable_postgresql_is_exit_2(cli_launcher: Launcher,
                                            tmp_path: Path) -> None:
     url = "postgresql+psycopg://postgres:S3cretPw0rd@127.0.0.1:1/magsync"
-    run = magsync(untracked, "sync", "--input", "data/sample", "--output-dir",
-                  str(tmp_path / "out"), "--target", url)
+    run = forked(cli_launcher, tmp_path, "sync", "--input", "data/sample", "--output-dir",
+                 str(tmp_path / "out"), "--target", url)
     assert run.returncode == 2, run.stderr[-3000:]
     [line] = error_lines(run)
     assert line.startswith("magsync: cannot connect to the target "
@@ -165,13 +175,13 @@ def test_unreachable_postgresql_is_exit_2(untracked: PrefectServer,
     ("mariadb", "Wr0ngPassw0rd", "Access denied for user 'root'"),
     ("postgresql", "", "does not exist"),  # trust auth: the wrong thing is the database
 ])
-def test_refused_database_login_is_exit_2(untracked: PrefectServer, tmp_path: Path,
+def test_refused_database_login_is_exit_2(cli_launcher: Launcher, tmp_path: Path,
                                           dialect: str, password: str, reason: str) -> None:
     with fresh_database(dialect) as url:
         user = "root" if dialect == "mariadb" else "postgres"
         bad = url.replace(f"{user}@", f"{user}:{password}@") if password else url + "_gone"
-        run = magsync(untracked, "sync", "--input", "data/sample", "--output-dir",
-                      str(tmp_path / "out"), "--target", bad)
+        run = forked(cli_launcher, tmp_path, "sync", "--input", "data/sample", "--output-dir",
+                     str(tmp_path / "out"), "--target", bad)
     assert run.returncode == 2, run.stderr[-3000:]
     [line] = error_lines(run)
     assert line.startswith("magsync: cannot connect to the target ") and reason in line
@@ -181,13 +191,13 @@ def test_refused_database_login_is_exit_2(untracked: PrefectServer, tmp_path: Pa
     assert "Traceback" not in run.stderr
 
 
-def test_unwritable_output_folder_is_exit_2(untracked: PrefectServer,
+def test_unwritable_output_folder_is_exit_2(cli_launcher: Launcher,
                                              tmp_path: Path) -> None:
     # Root writes through chmod: a folder under a regular file is honestly unwritable.
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder\n")
     out = blocker / "out"
-    run = magsync(untracked, "sync", "--input", "data/sample", "--output-dir", str(out))
+    run = forked(cli_launcher, tmp_path, "sync", "--input", "data/sample", "--output-dir", str(out))
     assert run.returncode == 2, run.stderr[-3000:]
     assert error_lines(run) == [f"magsync: output folder {out} is not writable: "
                                 "Not a directory"]
@@ -205,54 +215,55 @@ def test_guard_refusal_is_one_line_without_traceback(prefect_server: PrefectServ
     assert "run " in run.stdout and ": refused" in run.stdout  # the report table still
 
 
-def test_verbose_shows_the_traceback(untracked: PrefectServer, tmp_path: Path) -> None:
-    run = magsync(untracked, "--verbose", "sync", "--input", str(refused_input(tmp_path)),
-                  "--output-dir", str(tmp_path / "out"), "--max-fault-ratio", "0.1")
+def test_verbose_shows_the_traceback(cli_launcher: Launcher, tmp_path: Path) -> None:
+    run = forked(cli_launcher, tmp_path, "--verbose", "sync", "--input",
+                 str(refused_input(tmp_path)), "--output-dir", str(tmp_path / "out"),
+                 "--max-fault-ratio", "0.1")
     assert run.returncode == 1, run.stderr[-3000:]
     assert "Traceback (most recent call last)" in run.stderr
     assert "GuardRefusedError" in run.stderr
     assert len(error_lines(run)) == 1
 
 
-def test_internal_error_is_one_line_with_a_hint(untracked: PrefectServer,
+def test_internal_error_is_one_line_with_a_hint(cli_launcher: Launcher,
                                                 tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.sqlite"
     garbage.write_bytes(b"not a database, " * 100)
     target = f"sqlite:///{garbage}"
-    run = magsync(untracked, "faults", "--target", target)
+    run = forked(cli_launcher, tmp_path, "faults", "--target", target)
     assert run.returncode == 1
     [line] = error_lines(run)
     assert line.startswith("magsync: internal error: DatabaseError: ")
     assert line.endswith("(rerun with --verbose for the traceback)")
     assert "Traceback" not in run.stderr
-    verbose = magsync(untracked, "faults", "--target", target, "--verbose")
+    verbose = forked(cli_launcher, tmp_path, "faults", "--target", target, "--verbose")
     assert verbose.returncode == 1
     assert "Traceback (most recent call last)" in verbose.stderr
     assert error_lines(verbose) == [line]
 
 
-def test_settings_errors_name_the_setting(untracked: PrefectServer,
+def test_settings_errors_name_the_setting(cli_launcher: Launcher,
                                           tmp_path: Path) -> None:
-    run = magsync(untracked, "sync", "--input", "data/sample", "--max-fault-ratio", "2")
+    run = forked(cli_launcher, tmp_path, "sync", "--input", "data/sample", "--max-fault-ratio", "2")
     assert run.returncode == 2
     assert error_lines(run) == ["magsync: invalid setting max_fault_ratio: Input should be "
                                 "less than or equal to 1"]
     missing = tmp_path / "missing.toml"
-    run = magsync(untracked, "sync", "--input", "data/sample", "--config", str(missing))
+    run = forked(cli_launcher, tmp_path, "sync", "--input", "data/sample", "--config", str(missing))
     assert (run.returncode, error_lines(run)) == (2, [f"magsync: settings file not found: "
                                                       f"{missing}"])
     broken = tmp_path / "broken.toml"
     broken.write_text("max_fault_ratio = [\n")
-    run = magsync(untracked, "sync", "--input", "data/sample", "--config", str(broken))
+    run = forked(cli_launcher, tmp_path, "sync", "--input", "data/sample", "--config", str(broken))
     assert run.returncode == 2
     assert error_lines(run)[0].startswith(f"magsync: settings file {broken} is not valid TOML")
     assert "Traceback" not in run.stderr
 
 
 @pytest.mark.parametrize("abbreviation", ["--ful", "--dry"])
-def test_abbreviated_options_are_refused(untracked: PrefectServer,
+def test_abbreviated_options_are_refused(cli_launcher: Launcher, tmp_path: Path,
                                          abbreviation: str) -> None:
-    run = magsync(untracked, "sync", "--input", "data/sample", abbreviation)
+    run = forked(cli_launcher, tmp_path, "sync", "--input", "data/sample", abbreviation)
     assert run.returncode == 2
     assert error_lines(run) == [f"magsync: error: unrecognized arguments: {abbreviation}"]
 

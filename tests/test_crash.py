@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import shutil
@@ -14,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from magsync.flows.crash import CRASH_ENV, PAUSE_ENV, PAUSE_FILE_ENV, POINTS
+from tests.launcher import preload
 from tests.prefect_server import BIN, PrefectServer, group_alive
 from tests.servers import target_for
-from tests.synchelp import dump_url
+from tests.synchelp import REPORTS, dump_url
 from tests.test_cli import ROOT
 from tests.test_sync import export_v1, export_v2
 
@@ -50,15 +52,17 @@ def forked(src: Path, out: Path, url: str, **env: str) -> int:
     """The same sync in a forked child running the flow's steps without the Prefect API:
     the test process has every import loaded, so a run costs no start-up. Returns the
     exit code, or minus the signal that killed it."""
+    preload()  # once per process: else every child imports Great Expectations again
+    from magsync.flows.settings import load_settings
+    from magsync.flows.sync import run_sync
+
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
+        gc.freeze()  # the collector leaves pytest's objects alone: no copying of their pages
         code = 1
         try:
             os.setsid()
             os.environ.update(env)
-            from magsync.flows.settings import load_settings
-            from magsync.flows.sync import run_sync
-
             settings = load_settings(source={"input": str(src)}, output_dir=str(out),
                                      target={"url": url}, full=True, allow_mass_delete=True,
                                      batch_size=4)
@@ -139,7 +143,7 @@ def test_killed_report_leaves_partial_records(untracked: PrefectServer, tmp_path
     out = tmp_path / "out"
     code = forked(inputs[0], out, f"sqlite:///{out}/magsync.sqlite", **{CRASH_ENV: "report"})
     assert code == -signal.SIGKILL
-    parts = list((out / "reports").glob("*/records.parts/part-*.parquet"))
+    parts = list((out / REPORTS).glob("*/records.parts/part-*.parquet"))
     assert parts, "the partial report of a killed run is gone"
 
 

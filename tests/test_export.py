@@ -15,7 +15,7 @@ from magsync.load.sql_store import SqlTarget
 from magsync.transform.schema import LOAD_ORDER
 from tests.csvbuild import address_fields, continuation, customer_row, write_csv
 from tests.servers import target_for
-from tests.synchelp import sync
+from tests.synchelp import EXPORTS, sync
 from tests.test_sync import export_v1, export_v2
 
 
@@ -41,7 +41,7 @@ def assert_export_is_target(out: Path, url: str) -> None:
     target = SqlTarget(url, source="default")
     try:
         for entity in LOAD_ORDER:
-            exported = pq.read_table(out / "exports" / f"{entity.table}.parquet")
+            exported = pq.read_table(out / EXPORTS / f"{entity.table}.parquet")
             assert exported.schema == export_schema(entity)
             stored = rows_of(target.iter_active(entity, 7), entity)
             assert rows_of(exported.to_batches(), entity) == stored, entity.name
@@ -62,7 +62,7 @@ def test_patched_exports_equal_the_target(tmp_path: Path, dialect: str) -> None:
                             batch_size=4, **extra)
             assert state.is_completed(), state.message
             assert_export_is_target(out, url)
-        exports = {p: p.stat().st_mtime_ns for p in (out / "exports").glob("*.parquet")}
+        exports = {p: p.stat().st_mtime_ns for p in (out / EXPORTS).glob("*.parquet")}
         sync(v3, out, target={"url": url}, full=True)  # nothing changed: nothing rewritten
         assert {p: p.stat().st_mtime_ns for p in exports} == exports
         for path in exports:  # a copy of the output folder (new mtimes) is still patched
@@ -70,7 +70,7 @@ def test_patched_exports_equal_the_target(tmp_path: Path, dialect: str) -> None:
         state, _ = sync(v2, out, target={"url": url}, full=True, allow_mass_delete=True)
         assert state.is_completed(), state.message
         assert_export_is_target(out, url)
-        for manifest in (out / "exports" / STATE_DIR).glob("*.json"):
+        for manifest in (out / EXPORTS / STATE_DIR).glob("*.json"):
             manifest.unlink()  # no trusted previous export: rewritten from the target
         state, _ = sync(v1, out, target={"url": url}, full=True, allow_mass_delete=True)
         assert state.is_completed(), state.message
@@ -81,7 +81,7 @@ def test_a_replaced_export_is_not_patched(tmp_path: Path) -> None:
     out = tmp_path / "out"
     v1, v2 = export_v1(tmp_path / "v1.csv"), export_v2(tmp_path / "v2.csv")
     sync(v1, out, full=True)
-    customers = out / "exports" / "customers.parquet"
+    customers = out / EXPORTS / "customers.parquet"
     pq.write_table(pq.read_table(customers).slice(0, 3), customers)  # someone's edit
     state, _ = sync(v2, out, full=True, allow_mass_delete=True)
     assert state.is_completed(), state.message
@@ -94,9 +94,9 @@ def test_an_export_of_other_columns_is_rewritten(tmp_path: Path) -> None:
     out = tmp_path / "out"
     v1, v2 = export_v1(tmp_path / "v1.csv"), export_v2(tmp_path / "v2.csv")
     sync(v1, out, full=True)
-    customers = out / "exports" / "customers.parquet"
+    customers = out / EXPORTS / "customers.parquet"
     pq.write_table(pq.read_table(customers).drop_columns(["taxvat"]), customers)
-    manifest = out / "exports" / STATE_DIR / "customers.json"
+    manifest = out / EXPORTS / STATE_DIR / "customers.json"
     manifest.write_text(json.dumps({"rows": pq.read_metadata(customers).num_rows,
                                     "fingerprint": fingerprint(customers)}))
     state, _ = sync(v2, out, full=True, allow_mass_delete=True)

@@ -19,7 +19,7 @@ from magsync.flows.cli import main
 from magsync.flows.crash import CRASH_ENV
 from magsync.load import history
 from magsync.transform.schema import ADDRESS, CUSTOMER, GROUP, HASH_COL, KEY_COL, Entity
-from tests.synchelp import sync
+from tests.synchelp import EXPORTS, sync
 from tests.test_crash import forked
 from tests.test_sync import export_v1, export_v2
 
@@ -37,7 +37,7 @@ def exported(folder: Path, entity: Entity) -> pd.DataFrame:
 
 def as_of_pandas(out: Path, entity: Entity, at: datetime) -> pd.DataFrame:
     """The README's pandas recipe, verbatim but for the folder and the time."""
-    v = pd.read_parquet(out / "exports" / "history" / entity.table,
+    v = pd.read_parquet(out / EXPORTS / "history" / entity.table,
                         dtype_backend="pyarrow").sort_values(
         ["record_key", "valid_from"])
     ends = v.groupby("record_key")["valid_from"].shift(-1)
@@ -48,12 +48,12 @@ def as_of_pandas(out: Path, entity: Entity, at: datetime) -> pd.DataFrame:
 
 
 def as_of_arrow(out: Path, entity: Entity, at: datetime) -> pd.DataFrame:
-    return history.as_of(history.read_history(out / "exports", entity), at).to_pandas()
+    return history.as_of(history.read_history(out / EXPORTS, entity), at).to_pandas()
 
 
 def as_of_duckdb(out: Path, entity: Entity, at: datetime) -> pd.DataFrame:
     """The README's DuckDB recipe, verbatim but for the folder and the time."""
-    files = str(out / "exports" / "history" / entity.table / "*.parquet")
+    files = str(out / EXPORTS / "history" / entity.table / "*.parquet")
     sql = f"""
         WITH v AS (
           SELECT *, coalesce(valid_to, lead(valid_from) OVER (
@@ -66,7 +66,7 @@ def as_of_duckdb(out: Path, entity: Entity, at: datetime) -> pd.DataFrame:
 
 
 def take(out: Path, snapshots: Path, name: str, report: dict[str, Any]) -> datetime:
-    shutil.copytree(out / "exports", snapshots / name, ignore=shutil.ignore_patterns("history"))
+    shutil.copytree(out / EXPORTS, snapshots / name, ignore=shutil.ignore_patterns("history"))
     return datetime.fromisoformat(report["started_at"])
 
 
@@ -80,7 +80,7 @@ def test_every_past_state_rebuilt_from_history(tmp_path: Path) -> None:
         _, report = sync(path, out, full=full, allow_mass_delete=True)
         assert report["status"] == "done", report
         runs.append((name, take(out, snaps, name, report)))
-    files = history.history_files(out / "exports", CUSTOMER)
+    files = history.history_files(out / EXPORTS, CUSTOMER)
     assert len(files) == 4, "the unchanged re-sync adds no file"
 
     for name, at in runs:
@@ -91,10 +91,10 @@ def test_every_past_state_rebuilt_from_history(tmp_path: Path) -> None:
             assert rows(as_of_arrow(out, entity, at), columns) == want, (name, entity.name)
             assert rows(as_of_duckdb(out, entity, at), columns) == want, (name, entity.name)
 
-    customers = history.read_history(out / "exports", CUSTOMER).to_pandas()
+    customers = history.read_history(out / EXPORTS, CUSTOMER).to_pandas()
     c7 = customers[customers[KEY_COL] == '[1,"c7@example.com"]']
     assert c7["action"].tolist() == ["created", "deleted", "restored"]
-    assert history.compact(out / "exports", CUSTOMER)[0] == 4
+    assert history.compact(out / EXPORTS, CUSTOMER)[0] == 4
     for name, at in runs:
         columns = list(exported(snaps / name, CUSTOMER).columns)
         assert rows(as_of_duckdb(out, CUSTOMER, at), columns) == \
@@ -105,17 +105,17 @@ def test_history_begins_on_a_store_synced_without_it(tmp_path: Path) -> None:
     out = tmp_path / "out"
     v1, v2 = export_v1(tmp_path / "v1.csv"), export_v2(tmp_path / "v2.csv")
     sync(v1, out, full=True, history=False)
-    assert not (out / "exports" / "history").exists()
+    assert not (out / EXPORTS / "history").exists()
     _, report = sync(v2, out)
     assert any("customer history begins with this run: 21" in n for n in report["notes"])
-    seeded = history.read_history(out / "exports", CUSTOMER).to_pandas()
+    seeded = history.read_history(out / EXPORTS, CUSTOMER).to_pandas()
     assert set(seeded["action"]) == {"seeded"} and len(seeded) == 21
     at = datetime.fromisoformat(report["started_at"])
-    columns = list(exported(out / "exports", CUSTOMER).columns)
+    columns = list(exported(out / EXPORTS, CUSTOMER).columns)
     assert rows(as_of_pandas(out, CUSTOMER, at), columns) == \
-        rows(exported(out / "exports", CUSTOMER), columns)
+        rows(exported(out / EXPORTS, CUSTOMER), columns)
     _, later = sync(v1, out, full=True, allow_mass_delete=True)
-    versions = history.read_history(out / "exports", CUSTOMER).to_pandas()
+    versions = history.read_history(out / EXPORTS, CUSTOMER).to_pandas()
     assert sorted(versions[versions["run_id"] == later["run_id"]]["action"]) == \
         ["deleted", "updated"], "c21 gone, c2's name back (c7 and c8 were never deleted)"
 
@@ -133,16 +133,16 @@ def test_a_run_killed_anywhere_leaves_history_whole_after_the_rerun(tmp_path: Pa
     assert forked(v2, out, url) == 0
     now = datetime.now(UTC)
     for entity in ENTITIES:
-        table = history.read_history(out / "exports", entity)
-        columns = list(exported(out / "exports", entity).columns)
+        table = history.read_history(out / EXPORTS, entity)
+        columns = list(exported(out / EXPORTS, entity).columns)
         assert rows(history.as_of(table, now).to_pandas(), columns) \
-            == rows(exported(out / "exports", entity), columns), (point, entity.name)
+            == rows(exported(out / EXPORTS, entity), columns), (point, entity.name)
         versions = table.to_pandas()
         # Each change recorded once: no key opens the same row hash twice in a row.
         opened = versions[versions["action"] != "deleted"]
         repeats = opened.groupby(KEY_COL)[HASH_COL].apply(lambda h: (h.diff() == 0).any())
         assert not repeats.any(), (point, entity.name)
-    assert not list((out / "exports" / "history").glob("*/_pending/*.parquet"))
+    assert not list((out / EXPORTS / "history").glob("*/_pending/*.parquet"))
 
 
 def test_compact_command_merges_the_files(tmp_path: Path,
@@ -151,14 +151,14 @@ def test_compact_command_merges_the_files(tmp_path: Path,
     v1, v2 = export_v1(tmp_path / "v1.csv"), export_v2(tmp_path / "v2.csv")
     sync(v1, out, full=True)
     _, last = sync(v2, out, full=True, allow_mass_delete=True)
-    before = history.read_history(out / "exports", CUSTOMER)
+    before = history.read_history(out / EXPORTS, CUSTOMER)
     assert main(["compact", "--output-dir", str(out)]) == 0
     printed = capsys.readouterr().out
     assert f"customer: 2 file(s) merged, {before.num_rows} version(s)" in printed
-    folder = out / "exports" / "history" / CUSTOMER.table
+    folder = out / EXPORTS / "history" / CUSTOMER.table
     assert sorted(p.name for p in folder.glob("*.parquet")) == ["compacted.parquet"]
-    assert history.read_history(out / "exports", CUSTOMER).equals(before)
+    assert history.read_history(out / EXPORTS, CUSTOMER).equals(before)
     at = datetime.fromisoformat(last["started_at"])
-    columns = list(exported(out / "exports", CUSTOMER).columns)
+    columns = list(exported(out / EXPORTS, CUSTOMER).columns)
     assert rows(as_of_duckdb(out, CUSTOMER, at), columns) == \
-        rows(exported(out / "exports", CUSTOMER), columns)
+        rows(exported(out / EXPORTS, CUSTOMER), columns)

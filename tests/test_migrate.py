@@ -37,7 +37,7 @@ from magsync.magento.emulator import (
 from magsync.magento.emulator.runner import RunningEmulator
 from magsync.transform.compare import compared_fields
 from magsync.transform.schema import ADDRESS, CUSTOMER
-from tests.synchelp import records
+from tests.synchelp import REPORTS, records
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY, SOURCE_KEY = "target-key", "source-key"
@@ -219,7 +219,7 @@ def test_killed_run_resumes_without_duplicates(target: RunningEmulator, tmp_path
         run_migrate(s, hook, tasks=False)
     landed = target.store.counts()
     assert 0 < landed[0] <= 60
-    killed = json.loads(next((tmp_path / "out" / "reports").glob("*/summary.json")).read_text())
+    killed = json.loads(next((tmp_path / "out" / REPORTS).glob("*/summary.json")).read_text())
     assert killed["status"] == "failed"
     resumed = run_migrate(s, tasks=False)
     assert "faulted" not in counts(resumed, "customer")

@@ -47,6 +47,39 @@ def test_store_from_the_spine_release_upgrades_and_is_unchanged(tmp_path: Path) 
         assert set(counts) <= {"unchanged", "faulted"}, (entity, counts)
     with engine.connect() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM magsync_schema_version"))
-        assert version.scalar_one() == "0003"
+        assert version.scalar_one() == "0005"
         assert conn.execute(sa.text("SELECT count(*) FROM customers")).scalar_one() == 996
+    engine.dispose()
+
+
+def test_0004_adds_a_null_raw_digest_to_the_entity_tables(tmp_path: Path) -> None:
+    """A store from the spine release gains raw_digest, null everywhere (its rows are typed
+    once more by the next run, which fills it in: tests/test_skip_unchanged.py); 0003 is
+    reachable again by a downgrade."""
+    from alembic import command
+    from alembic.config import Config
+
+    from magsync.load.sql_store import MIGRATIONS
+
+    path = tmp_path / "magsync.sqlite"
+    shutil.copy(FIXTURE, path)
+    SqlTarget(f"sqlite:///{path}", source="default").migrate()
+    engine = sa.create_engine(f"sqlite:///{path}")
+    tables = ("customers", "customer_addresses", "customer_groups")
+    inspector = sa.inspect(engine)
+    for table in tables:
+        column = {c["name"]: c for c in inspector.get_columns(table)}["raw_digest"]
+        assert column["nullable"] and isinstance(column["type"], sa.BigInteger)
+    with engine.connect() as conn:
+        for table in tables:
+            rows, digests = conn.execute(
+                sa.text(f"SELECT count(*), count(raw_digest) FROM {table}")).one()
+            assert rows > 0 and digests == 0, table
+    with engine.begin() as conn:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0003")
+    assert all("raw_digest" not in {c["name"] for c in sa.inspect(engine).get_columns(t)}
+               for t in tables)
     engine.dispose()

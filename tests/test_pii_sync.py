@@ -24,7 +24,7 @@ from magsync.flows.settings import load_settings
 from magsync.load import history
 from magsync.transform.schema import ADDRESS, CUSTOMER, KEY_COL
 from tests.csvbuild import address_fields, continuation, customer_row, write_csv
-from tests.synchelp import db, sync
+from tests.synchelp import EXPORTS, db, sync
 from tests.test_crash import forked
 from tests.test_history_sync import as_of_arrow, as_of_pandas, exported, rows
 
@@ -88,33 +88,33 @@ def leaks(exports: Path) -> set[str]:
 
 
 def hashed_emails(out: Path) -> set[str]:
-    return set(exported(out / "exports", CUSTOMER)["email"])
+    return set(exported(out / EXPORTS, CUSTOMER)["email"])
 
 
 def test_covered_columns_leave_no_raw_value_in_any_export(tmp_path: Path) -> None:
     src = input_csv(tmp_path / "in.csv")
     plain = tmp_path / "plain"
     assert sync(src, plain, full=True)[1]["status"] == "done"
-    assert len(leaks(plain / "exports")) == 4 * N, "the search finds every planted value"
+    assert len(leaks(plain / EXPORTS)) == 4 * N, "the search finds every planted value"
 
     out = tmp_path / "out"
     _, report = sync(src, out, full=True, exports={"pii": POLICY, "pii_key": KEY})
     assert report["status"] == "done", report
-    assert leaks(out / "exports") == set()
+    assert leaks(out / EXPORTS) == set()
     with db(out) as conn:  # the SQL target keeps the values
         assert conn.execute("SELECT count(*) FROM customers WHERE email = ?",
                             (email(1).lower(),)).fetchone() == (1,)
 
-    customers = exported(out / "exports", CUSTOMER)
+    customers = exported(out / EXPORTS, CUSTOMER)
     assert "dob" not in customers.columns
     want = hmac.new(KEY.encode(), email(1).lower().encode(), hashlib.sha256).hexdigest()
     assert want in set(customers["email"])
     assert sorted(customers["firstname"]) == ["Z***"] * N
-    phones = exported(out / "exports", ADDRESS)["telephone"]
+    phones = exported(out / EXPORTS, ADDRESS)["telephone"]
     assert {f"***{i:02d}" for i in range(1, N + 1)} == set(phones)
     # the hashed keys still join: each address's customer_key is its customer's record_key
-    customer_keys = set(history.read_history(out / "exports", CUSTOMER)[KEY_COL].to_pylist())
-    assert set(exported(out / "exports", ADDRESS)["customer_key"]) <= customer_keys
+    customer_keys = set(history.read_history(out / EXPORTS, CUSTOMER)[KEY_COL].to_pylist())
+    assert set(exported(out / EXPORTS, ADDRESS)["customer_key"]) <= customer_keys
     assert len(customer_keys) == N
 
 
@@ -134,7 +134,7 @@ def test_a_policy_change_rewrites_the_exports_once(tmp_path: Path) -> None:
     src, out = input_csv(tmp_path / "in.csv"), tmp_path / "out"
     settings: dict[str, Any] = {"exports": {"pii": POLICY, "pii_key": KEY}}
     sync(src, out, full=True, **settings)
-    files = {p: p.stat().st_mtime_ns for p in (out / "exports").glob("*.parquet")}
+    files = {p: p.stat().st_mtime_ns for p in (out / EXPORTS).glob("*.parquet")}
     _, same = sync(src, out, full=True, **settings)  # hashed keys still match: untouched
     assert {p: p.stat().st_mtime_ns for p in files} == files
     assert not [n for n in same["notes"] if "PII policy" in n]
@@ -143,13 +143,13 @@ def test_a_policy_change_rewrites_the_exports_once(tmp_path: Path) -> None:
     _, report = sync(src, out, full=True, exports={"pii": changed, "pii_key": KEY})
     assert "customer export rewritten: the PII policy changed" in report["notes"]
     assert not [n for n in report["notes"] if n.startswith("address export rewritten")]
-    assert all(len(v) == 64 for v in exported(out / "exports", CUSTOMER)["firstname"])
+    assert all(len(v) == 64 for v in exported(out / EXPORTS, CUSTOMER)["firstname"])
     _, again = sync(src, out, full=True, exports={"pii": changed, "pii_key": KEY})
     assert not [n for n in again["notes"] if "PII policy" in n]
 
     _, rekeyed = sync(src, out, full=True, exports={"pii": changed, "pii_key": OTHER_KEY})
     assert "address export rewritten: the PII policy changed" in rekeyed["notes"]
-    assert leaks(out / "exports") == set()
+    assert leaks(out / EXPORTS) == set()
 
 
 def test_history_rebuilds_every_run_under_the_policy(tmp_path: Path) -> None:
@@ -161,9 +161,9 @@ def test_history_rebuilds_every_run_under_the_policy(tmp_path: Path) -> None:
         _, report = sync(path, out, full=True, allow_mass_delete=True,
                          exports={"pii": POLICY, "pii_key": KEY})
         assert report["status"] == "done", report
-        shutil.copytree(out / "exports", snaps / name, ignore=shutil.ignore_patterns("history"))
+        shutil.copytree(out / EXPORTS, snaps / name, ignore=shutil.ignore_patterns("history"))
         runs.append((name, datetime.fromisoformat(report["started_at"])))
-    versions = history.read_history(out / "exports", ADDRESS).to_pandas()
+    versions = history.read_history(out / EXPORTS, ADDRESS).to_pandas()
     assert "deleted" in set(versions["action"]), "customer 6's address went with it"
     for name, at in runs:
         for entity in (CUSTOMER, ADDRESS):
@@ -171,32 +171,32 @@ def test_history_rebuilds_every_run_under_the_policy(tmp_path: Path) -> None:
             want = rows(exported(snaps / name, entity), columns)
             assert rows(as_of_arrow(out, entity, at), columns) == want, (name, entity.name)
             assert rows(as_of_pandas(out, entity, at), columns) == want, (name, entity.name)
-    assert leaks(out / "exports") == set()
+    assert leaks(out / EXPORTS) == set()
 
 
 def test_a_policy_set_later_rewrites_the_history_written_before(tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = input_csv(tmp_path / "v1.csv")
     sync(first, out, full=True)
-    assert leaks(out / "exports")
+    assert leaks(out / EXPORTS)
     edits = input_csv(tmp_path / "v2.csv", renamed=2, without=6)
     _, report = sync(edits, out, full=True, allow_mass_delete=True,
                      exports={"pii": POLICY, "pii_key": KEY})
     assert report["status"] == "done", report
     assert "customer history: 1 file(s) rewritten under the changed PII policy" \
         in report["notes"]
-    assert leaks(out / "exports") == set()
+    assert leaks(out / EXPORTS) == set()
     at = datetime.fromisoformat(report["started_at"])
     for entity in (CUSTOMER, ADDRESS):  # versions still line up under the hashed keys
-        columns = list(exported(out / "exports", entity).columns)
+        columns = list(exported(out / EXPORTS, entity).columns)
         assert rows(as_of_arrow(out, entity, at), columns) == \
-            rows(exported(out / "exports", entity), columns), entity.name
-    actions = history.read_history(out / "exports", CUSTOMER).to_pandas()["action"]
+            rows(exported(out / EXPORTS, entity), columns), entity.name
+    actions = history.read_history(out / EXPORTS, CUSTOMER).to_pandas()["action"]
     assert sorted(actions) == ["created"] * N + ["deleted", "updated"]
     _, again = sync(edits, out, full=True, exports={"pii": POLICY, "pii_key": KEY})
     assert not [n for n in again["notes"] if "PII policy" in n]
-    assert history.compact(out / "exports", CUSTOMER)[0] == 2
-    assert leaks(out / "exports") == set()
+    assert history.compact(out / EXPORTS, CUSTOMER)[0] == 2
+    assert leaks(out / EXPORTS) == set()
 
 
 @pytest.mark.parametrize(("exports", "message"), [
@@ -225,11 +225,11 @@ def test_a_killed_run_settles_its_hashed_versions(tmp_path: Path, point: str) ->
     assert forked(edits, out, url, **env) == 0
     now = datetime.now(UTC)
     for entity in (CUSTOMER, ADDRESS):
-        table = history.read_history(out / "exports", entity)
-        columns = list(exported(out / "exports", entity).columns)
+        table = history.read_history(out / EXPORTS, entity)
+        columns = list(exported(out / EXPORTS, entity).columns)
         assert rows(history.as_of(table, now).to_pandas(), columns) \
-            == rows(exported(out / "exports", entity), columns), (point, entity.name)
-    actions = history.read_history(out / "exports", CUSTOMER).to_pandas()["action"]
+            == rows(exported(out / EXPORTS, entity), columns), (point, entity.name)
+    actions = history.read_history(out / EXPORTS, CUSTOMER).to_pandas()["action"]
     assert sorted(actions) == ["created"] * N + ["deleted", "updated"]
-    assert not list((out / "exports" / "history").glob("*/_pending/*.parquet"))
-    assert leaks(out / "exports") == set()
+    assert not list((out / EXPORTS / "history").glob("*/_pending/*.parquet"))
+    assert leaks(out / EXPORTS) == set()

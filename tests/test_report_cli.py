@@ -13,6 +13,7 @@ import pytest
 from magsync.load.report import RecordsWriter, RunReport
 from tests.csvbuild import address_fields, customer_row, write_csv
 from tests.prefect_server import BIN, PrefectServer, group_alive
+from tests.synchelp import REPORTS
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -31,7 +32,7 @@ def magsync(server: PrefectServer, *args: str, env: dict[str, str] | None = None
 def a_migration(out: Path) -> str:
     """A migration's report folder, as the migration flow's report writer leaves it."""
     run_id = "20200101T000000Z-abcdef"
-    folder = out / "reports" / run_id
+    folder = out / REPORTS / run_id
     report = RunReport(run_id, "default", "old.csv", "https://shop.example/api", "1",
                        "migrate", False, datetime(2020, 1, 1, tzinfo=UTC),
                        finished_at=datetime(2020, 1, 1, 0, 1, tzinfo=UTC), status="done")
@@ -52,7 +53,7 @@ def test_sync_json_runs_and_report(prefect_server: PrefectServer, tmp_path: Path
     assert synced.returncode == 0, synced.stderr[-3000:]
     summary = json.loads(synced.stdout)
     run_id = summary["run_id"]
-    folder = out / "reports" / run_id
+    folder = out / REPORTS / run_id
     assert summary == json.loads((folder / "summary.json").read_text())
     assert summary["counts"]["customer"] == {"created": 3, "faulted": 1}
     migration = a_migration(out)
@@ -85,5 +86,5 @@ def test_sync_json_runs_and_report(prefect_server: PrefectServer, tmp_path: Path
 
     missing = magsync(prefect_server, "report", "nope", "--output-dir", str(out))
     assert missing.returncode == 2
-    assert missing.stderr.strip().endswith(f"magsync: no run nope in {out / 'reports'} or "
+    assert missing.stderr.strip().endswith(f"magsync: no run nope in {out / REPORTS} or "
                                            "the target")

@@ -127,7 +127,8 @@ def two_runs(tmp_path: Path) -> dict[str, Any]:
 
 def test_real_run_page_in_chromium(tmp_path: Path) -> None:
     summary = two_runs(tmp_path)
-    folder = Path(summary["output_dir"]) / "reports" / summary["run_id"]
+    folder = (Path(summary["output_dir"]) / "reports" / f"source={summary['source']}"
+              / summary["run_id"])
     assert summary["counts"]["customer"]["updated"] == 2
     assert summary["counts"]["customer"]["deleted"] == 1
     assert summary["counts"]["address"]["deleted"] == 2
@@ -169,7 +170,8 @@ def test_real_run_page_in_chromium(tmp_path: Path) -> None:
         assert secret not in html
     hrefs = {el["attrs"]["href"] for el in dom.find("a") if "#" not in el["attrs"]["href"]}
     exports = {os.path.relpath(p, folder) for p in summary["exports"].values()}
-    assert len(exports) == 3 and all(p.startswith("../../exports/") for p in exports)
+    assert len(exports) == 3
+    assert all(p.startswith("../../../exports/source=default/") for p in exports), exports
     assert hrefs >= {"records.csv", "records.parquet", *exports}, hrefs
 
 

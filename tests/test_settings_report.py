@@ -89,7 +89,7 @@ def test_report_summary_and_the_table_the_cli_prints(
         ["customer", "3", "0", "0", "0", "0", "1"],
         ["address", "0", "2", "0", "0", "0", "0"]]
     assert lines[5:] == ["note: address: vat_id not provided by the source: kept as stored",
-                         f"report: {tmp_path / 'reports' / 'r1'}"]
+                         f"report: {tmp_path / 'reports' / 'source=default' / 'r1'}"]
 
 
 def test_old_reports_are_pruned(tmp_path: Path) -> None:

@@ -38,7 +38,9 @@ KEY = "soap-test-key"
 T0 = datetime(2026, 7, 1, 12, 0, 0, tzinfo=UTC)  # after every generated timestamp, in the past
 SOAP = {"kind": "soap", "api_user": "etl", "retries": 6, "backoff_base_s": 0.001,
         "timeout_s": 10, "window": 40, "multicall_size": 8, "concurrency": 2, "lookback_s": 0}
-LINEAGE = ("run_id", "loaded_at", "source_ref", "source_line")
+# Where a row came from, and its raw digest: the digest covers the columns each API provides
+# (transform/rawdigest.py), so a v2 run after a v1 run refreshes it without changing a value.
+LINEAGE = ("run_id", "loaded_at", "source_ref", "source_line", "raw_digest")
 # Columns both sources carry with the same meaning (ids, keys, updated_at and lineage differ).
 CUSTOMER_COLUMNS = ("website_id", "email", "prefix", "firstname", "middlename", "lastname",
                     "suffix", "dob", "gender", "group_id", "store_id", "created_in", "taxvat",

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from tests.csvbuild import address_fields, continuation, customer_row, write_csv
-from tests.synchelp import active, db, dump, records, sync
+from tests.synchelp import EXPORTS, active, db, dump, records, sync
 
 
 def export_v1(path: Path) -> Path:
@@ -161,14 +161,14 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     before = hashlib.sha256(dbfile.read_bytes()).hexdigest()
     tables = dump(out, ("customers", "customer_addresses", "customer_groups", "magsync_runs",
                         "magsync_state", "magsync_faults"))
-    exports = {p: p.stat().st_mtime_ns for p in (out / "exports").iterdir()}
+    exports = {p: p.stat().st_mtime_ns for p in (out / EXPORTS).iterdir()}
     state, report = sync(export_v2(tmp_path / "v2.csv"), out, full=True, dry_run=True,
                          allow_mass_delete=True)
     assert state.is_completed() and report["status"] == "dry-run"
     assert report["counts"]["customer"]["deleted"] == 2
     assert hashlib.sha256(dbfile.read_bytes()).hexdigest() == before
     assert dump(out, tuple(tables)) == tables
-    assert {p: p.stat().st_mtime_ns for p in (out / "exports").iterdir()} == exports
+    assert {p: p.stat().st_mtime_ns for p in (out / EXPORTS).iterdir()} == exports
 
 
 def test_dry_run_on_a_new_target_creates_nothing(tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ def test_dry_run_on_a_new_target_creates_nothing(tmp_path: Path) -> None:
     assert state.is_completed(), state.message
     assert report["counts"]["customer"] == {"created": 20}
     assert not (out / "magsync.sqlite").exists()
-    assert not (out / "exports").exists()
+    assert not (out / EXPORTS).exists()
 
 
 def test_parquet_exports_typed_and_without_secrets(tmp_path: Path) -> None:
@@ -187,16 +187,17 @@ def test_parquet_exports_typed_and_without_secrets(tmp_path: Path) -> None:
                              **{"_address_default_billing_": "1"}))]
     sync(write_csv(tmp_path / "s.csv", rows), out)
     con = duckdb.connect()
-    customers = con.execute(f"DESCRIBE SELECT * FROM '{out}/exports/customers.parquet'").fetchall()
+    exports = out / "exports" / "source=default"
+    customers = con.execute(f"DESCRIBE SELECT * FROM '{exports}/customers.parquet'").fetchall()
     types = {name: kind for name, kind, *_ in customers}
     assert types["customer_id"] == "BIGINT"
     assert types["created_at"] == "TIMESTAMP WITH TIME ZONE"
     assert types["dob"] == "DATE"
     assert types["disable_auto_group_change"] == "BOOLEAN"
     assert not {"password_hash", "rp_token", "confirmation", "password"} & set(types)
-    row = con.execute(f"SELECT email, dob, created_at FROM '{out}/exports/customers.parquet'"
+    row = con.execute(f"SELECT email, dob, created_at FROM '{exports}/customers.parquet'"
                       ).fetchone()
     assert str(row[1]) == "1980-02-03"
     addr = con.execute("SELECT is_default_billing, postcode FROM "
-                       f"'{out}/exports/customer_addresses.parquet'").fetchone()
+                       f"'{exports}/customer_addresses.parquet'").fetchone()
     assert addr == (True, "06612")

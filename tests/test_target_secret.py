@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from tests.csvbuild import address_fields, customer_row, write_csv
 from tests.prefect_server import BIN, PrefectServer
 from tests.servers import fresh_database
+from tests.synchelp import REPORTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,7 +92,7 @@ def test_untracked_commands_keep_the_password_out_of_the_environment(
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))  # no profile: untracked
     out = tmp_path / "out"
     assert main(sync_args(small_input(tmp_path), out, url)) == 0
-    run_id = next((out / "reports").iterdir()).name
+    run_id = next((out / REPORTS).iterdir()).name
     assert main(["runs", "--target", url, "--output-dir", str(out)]) == 0
     assert main(["faults", "--target", url, "--output-dir", str(out)]) == 0
     assert main(["report", run_id, "--target", url, "--output-dir", str(out)]) == 0
@@ -100,7 +101,7 @@ def test_untracked_commands_keep_the_password_out_of_the_environment(
     assert run_id in shown.out
     assert [name for name, value in os.environ.items() if password in value] == []
     assert password not in shown.out + shown.err
-    summary = json.loads((out / "reports" / run_id / "summary.json").read_text())
+    summary = json.loads((out / REPORTS / run_id / "summary.json").read_text())
     assert summary["target"] == masked
     assert_nowhere(password, out)
 

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.prefect_server import BIN, PrefectServer, quiet_env
+from tests.synchelp import REPORTS
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
@@ -97,7 +98,7 @@ print(json.dumps(found))
 
 def records(out: Path) -> tuple[list[tuple], dict[str, Any]]:
     """A run's records as sorted rows without the run id, and its counts."""
-    (report,) = (out / "reports").iterdir()
+    (report,) = (out / REPORTS).iterdir()
     table = pq.read_table(report / "records.parquet").drop(["run_id"])
     rows = sorted(tuple(map(repr, row.values())) for row in table.to_pylist())
     return rows, json.loads((report / "summary.json").read_text())["counts"]

@@ -29,6 +29,7 @@ class CodeMap:
 
     kind: str  # "website" or "store"
     ids: dict[str, int] = field(default_factory=dict)
+    learning: bool = True  # False: a batch already learned from (see StoreCodes.learned)
 
     def learn(self, codes: pd.Series, ids: pd.Series) -> pd.Series:
         """Learns, in input order, each new code whose id no other code holds yet;
@@ -38,7 +39,7 @@ class CodeMap:
         paired = np.flatnonzero((index >= 0) & (id_values >= 0))
         _, first = np.unique(index[paired], return_index=True)  # each code's first pair
         owned = set(self.ids.values())
-        for at in sorted(paired[first]):
+        for at in sorted(paired[first]) if self.learning else []:
             code, id_ = str(uniques[index[at]]), int(id_values[at])
             if code not in self.ids and id_ not in owned:
                 self.ids[code] = id_
@@ -83,6 +84,13 @@ class StoreCodes:
         """Codes from the settings' `website_codes`; store codes are learned, but for
         Magento's fixed `admin` store."""
         return cls(CodeMap("website", dict(website_codes)), CodeMap("store", dict(ADMIN_STORE)))
+
+    def learned(self) -> StoreCodes:
+        """A copy that checks against the codes known now and learns none: for the rest
+        of a batch whose every record these codes have already learned from (a re-sync
+        checks the codes of every record, then types only the changed ones)."""
+        return StoreCodes(CodeMap("website", dict(self.websites.ids), learning=False),
+                          CodeMap("store", dict(self.stores.ids), learning=False))
 
     def check(self, frame: pd.DataFrame) -> dict[object, list[Fault]]:
         """Faults, by row label, of customers whose website or store code is unknown or

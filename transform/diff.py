@@ -36,7 +36,8 @@ class KeyIndex:
     Keys stay in Arrow buffers (see transform.keyset): a pandas string index would hold a
     Python str per key once searched, 400 MB for a million-customer store."""
 
-    def __init__(self, keys: KeysLike, hashes: np.ndarray, deleted: np.ndarray) -> None:
+    def __init__(self, keys: KeysLike, hashes: np.ndarray, deleted: np.ndarray,
+                 raw: np.ndarray | None = None, raw_known: np.ndarray | None = None) -> None:
         self._arrow = as_arrow(keys)
         self.keys = pd.Index(self._arrow.to_pandas(), dtype="str")  # shares the buffers
         self.hashes = np.asarray(hashes, dtype=np.int64)
@@ -45,6 +46,12 @@ class KeyIndex:
         self.written = np.zeros(len(self.keys), dtype=bool)  # stored keys planned a write
         self.new_keys = KeySet()
         self._lookup: KeyLookup | None = None
+        # the stored raw digests (transform/rawdigest.py); raw_known: not null
+        self.raw = np.zeros(len(self.hashes), np.int64) if raw is None else np.asarray(
+            raw, dtype=np.int64)
+        self.raw_known = np.zeros(len(self.hashes), bool) if raw_known is None else \
+            np.asarray(raw_known, dtype=bool)
+        self._raw_lookup: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def empty(cls) -> KeyIndex:
@@ -87,6 +94,44 @@ class KeyIndex:
         self.written[stored[known_actions != Action.UNCHANGED.value]] = True
         self.new_keys.update(keys[~known])
         return actions
+
+    def same_raw(self, raw: np.ndarray) -> np.ndarray:
+        """For each raw digest, the position of the stored row it can stand for, or -1:
+        an active stored row with that raw digest, not seen in this run yet, and only for
+        the first of the digests that name it (a repeated record is never skipped twice).
+        A digest two stored rows share (a collision) names none. Marks nothing seen."""
+        if self._raw_lookup is None:
+            known = np.flatnonzero(self.raw_known & ~self.deleted)
+            order = known[np.argsort(self.raw[known], kind="stable")]
+            ordered = self.raw[order]
+            shared = np.zeros(len(order), bool)
+            twice = ordered[1:] == ordered[:-1]
+            shared[1:] |= twice
+            shared[:-1] |= twice
+            self._raw_lookup = (ordered[~shared], order[~shared])
+        ordered, order = self._raw_lookup
+        pos = np.full(len(raw), -1, np.int64)
+        if not len(ordered) or not len(raw):
+            return pos
+        at = np.minimum(np.searchsorted(ordered, raw), len(ordered) - 1)
+        hit = np.flatnonzero(ordered[at] == raw)
+        candidate = order[at[hit]].astype(np.int64)
+        fresh = ~self.seen[candidate] & ~self.deleted[candidate]
+        hit, candidate = hit[fresh], candidate[fresh]
+        _, first = np.unique(candidate, return_index=True)  # hits are in row order
+        pos[hit[first]] = candidate[first]
+        return pos
+
+    def stored_raw(self, keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        """The stored raw digest of each key, and whether there is one (a stored key
+        with a non-null digest)."""
+        pos = self.positions(keys)
+        known = np.zeros(len(pos), bool)
+        raw = np.zeros(len(pos), np.int64)
+        hit = pos >= 0
+        known[hit] = self.raw_known[pos[hit]]
+        raw[hit] = self.raw[pos[hit]]
+        return raw, known
 
     def exists(self, keys: pd.Series) -> np.ndarray:
         """Whether each key names a row that exists after this run (stored and active or

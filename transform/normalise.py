@@ -20,6 +20,7 @@ from magsync.transform.schema import (
     EXTRA_COL,
     LINE_COL,
     PANDAS_DTYPES,
+    RAW_DIGEST_COL,
     SOURCE_COL,
     Entity,
     Kind,
@@ -34,6 +35,11 @@ PLAIN_INT = r"^-?[0-9]{1,18}$"  # fits int64; anything else takes pandas' slower
 # MySQL's "zero date": Magento 1 writes it for a date or time it never set (dob, updated_at,
 # rp_token_created_at, ...). It names no instant, so it reads as null.
 ZERO_DATE = r"0000-00-00(?:[ T]00:00:00)?"
+# The version of what turns raw strings into typed values (this module, transform/prepare.py,
+# keys, storable checks). It seeds every stored raw digest (transform/rawdigest.py): raise
+# it with any change that can type a raw record differently, and the next re-sync re-types
+# every record once instead of skipping those whose raw values did not change.
+NORMALISE_VERSION = 1
 
 
 @dataclass
@@ -167,7 +173,7 @@ def normalise(entity: Entity, raw: pd.DataFrame,
         columns[col.name] = typed
         if bad is not None and bad.any():
             _fault_rows(out, entity, raw, col.name, text, bad, rule)
-    for name in (EXTRA_COL, SOURCE_COL, LINE_COL):
+    for name in (EXTRA_COL, SOURCE_COL, LINE_COL, RAW_DIGEST_COL):
         if name in raw.columns:
             columns[name] = raw[name]
     out.frame = pd.DataFrame(columns, index=raw.index)

@@ -47,6 +47,7 @@ LINE_COL = "_line"  # 1-based physical line in the file, or SOAP page
 KEY_COL = "record_key"  # canonical natural key, JSON array text
 HASH_COL = "row_hash"  # signed 64-bit, see transform.hashing
 EXTRA_COL = "extra"  # unknown (extension) attributes, canonical JSON object
+RAW_DIGEST_COL = "raw_digest"  # signed 64-bit digest of the raw record, see transform.rawdigest
 
 # What every target can hold, declared once (load/tables.py builds its columns from these;
 # transform/storable.py faults the values that exceed them, before any write).

@@ -14,7 +14,12 @@ import pytest
 from lxml import etree
 
 from magsync.magento import codec
-from magsync.magento.client import MagentoClient, store_urls, summarize_args
+from magsync.magento.client import (
+    SESSION_ATTEMPTS,
+    MagentoClient,
+    store_urls,
+    summarize_args,
+)
 from magsync.magento.errors import (
     MagentoAuthError,
     MagentoCallFault,
@@ -477,12 +482,20 @@ def test_relogin_once_on_session_expiry(store: ReplayServer) -> None:
     assert sessions[0] != sessions[1] and sessions[1] == store.state.issued[1]
 
 
-def test_session_expiring_twice_raises(store: ReplayServer) -> None:
+def test_session_expiring_again_after_relogin_is_survived(store: ReplayServer) -> None:
+    """Threads share the session: it can expire again before the retried call lands."""
     with client_for(store) as client:
         store.state.inject("expire", "call", times=2)
+        assert len(client.call("customer_group.list")) == 7
+    assert len(store.state.posts("login")) == 3
+
+
+def test_session_expiring_on_every_try_raises(store: ReplayServer) -> None:
+    with client_for(store) as client:
+        store.state.inject("expire", "call", times=SESSION_ATTEMPTS)
         with pytest.raises(MagentoSessionExpired):
             client.call("customer_group.list")
-    assert len(store.state.posts("login")) == 2
+    assert len(store.state.posts("login")) == SESSION_ATTEMPTS
 
 
 def test_end_session_always_runs(store: ReplayServer) -> None:

@@ -1,0 +1,100 @@
+"""Skipping unchanged records before they are typed.
+
+Every raw batch gets its raw digests (transform/rawdigest.py), carried to staging in the
+`raw_digest` column. A record whose raw digest is that of an active stored row this run
+has not seen yet is unchanged: it is counted received and unchanged, its stored row is
+marked seen (delete detection and fault clearing see it), and it leaves the batch before
+normalisation, validation and hashing. Everything else takes the usual road.
+
+What typing a record would have done beyond its own row is done for skipped records too:
+a customer's website and store codes are checked (and learned, in input order) over the
+whole batch, and a record whose codes fault is not skipped; a skipped customer's group id
+still makes a derived group. A soft-deleted stored row is never skipped (it must be
+restored), nor is a second record of a key in one run (its row is seen already).
+
+A skipped record ends as the diff would have left it, even beside another record of its
+key: across batches the later record is never skipped (see above), and within a batch
+`KeyIndex.classify` compares every record with the stored row alone, so a record equal to
+it is unchanged there too, whatever the batch's other records of its key do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from magsync.load.report import RunReport
+from magsync.transform.batch import RawBatch
+from magsync.transform.codes import StoreCodes
+from magsync.transform.diff import Action, KeyIndex
+from magsync.transform.normalise import normalise
+from magsync.transform.prepare import Prepared, prepare
+from magsync.transform.rawdigest import context_digest, raw_digests
+from magsync.transform.schema import CUSTOMER, KEY_COL, RAW_DIGEST_COL
+
+# The columns a skipped customer still needs typed: its codes, and its group (derived groups)
+CUSTOMER_COLUMNS = ("website_code", "website_id", "store_code", "store_id", "group_id")
+
+
+@dataclass
+class RawSkip:
+    """Prepares a run's batches, leaving out the unchanged records when `enabled`."""
+
+    indexes: Mapping[str, KeyIndex]
+    report: RunReport
+    group_ids: set[int]  # the stager's: groups that customers refer to
+    gender_labels: Mapping[str, int]
+    codes: StoreCodes | None
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        websites = self.codes.websites.ids if self.codes is not None else {}
+        self.context = context_digest(self.gender_labels, websites)
+
+    def prepare(self, raw: RawBatch) -> Prepared:
+        """prepare() of the batch's records, less the unchanged ones (counted here)."""
+        with self.report.timed("raw digest"):
+            digests = raw_digests(raw.frame, self.context)
+        full = replace(raw, frame=raw.frame.assign(**{RAW_DIGEST_COL: digests}))
+        index = self.indexes[raw.entity.name]
+        pos = index.same_raw(digests) if self.enabled and not raw.derived else None
+        if pos is None or not (pos >= 0).any():
+            return self._prepare(full, self.codes)
+        skip = pos >= 0
+        codes = self.codes
+        group_ids: list[int] = []
+        if raw.entity is CUSTOMER:
+            frame = full.frame
+            typed = normalise(CUSTOMER, frame[[c for c in CUSTOMER_COLUMNS
+                                               if c in frame.columns]], {}).frame
+            if codes is not None:
+                faulted = codes.check(typed)  # learns from every record, in input order
+                skip &= ~frame.index.isin(list(faulted))
+                codes = codes.learned()
+            group_ids = typed["group_id"][skip].dropna().astype(int).tolist()
+        rest = self._prepare(replace(full, frame=full.frame[~skip]), codes)
+        index.seen[pos[skip]] = True
+        n = int(skip.sum())
+        rest.received[raw.entity.name] += n
+        self.report.count(raw.entity.name, Action.UNCHANGED.value, n)
+        self.report.skipped[raw.entity.name] += n
+        self.group_ids.update(group_ids)
+        return rest
+
+    def _prepare(self, batch: RawBatch, codes: StoreCodes | None) -> Prepared:
+        self.report.typed[batch.entity.name] += len(batch.frame)
+        return prepare(batch, self.gender_labels, codes)
+
+
+def stale_digests(index: KeyIndex, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `frame` (found unchanged) whose stored raw digest is missing or
+    another: the target must learn theirs (none for rows without one, derived groups)."""
+    if frame.empty or RAW_DIGEST_COL not in frame.columns:
+        return frame.iloc[:0]
+    stored, known = index.stored_raw(frame[KEY_COL])
+    mine = frame[RAW_DIGEST_COL].to_numpy(dtype=np.int64)
+    stale: pd.DataFrame = frame[~known | (stored != mine)]
+    return stale

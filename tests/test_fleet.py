@@ -1,0 +1,159 @@
+"""A fleet end to end on real parts: `prefect server start`, a process work pool with two
+`prefect worker start` processes, three emulator stores (one faulty, one slow), one
+PostgreSQL target; `magsync deploy`, then `magsync fleet`."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from magsync.magento.emulator import FaultInjection, Latency, generated_store, run_emulator
+from tests.prefect_server import BIN, PrefectServer
+from tests.servers import fresh_database
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "fleet-test-key"
+SIZES = {"alpha": 12, "faulty": 10, "slow": 8}
+# The target's limit. The stores' runs wait for each other after their first batch and
+# each write phase is held 3 s: without the limit, the writes overlap.
+MAX_WRITERS = 1
+HELD_S = "3"
+
+
+def fleet_toml(out: Path, target: str, urls: dict[str, str], stores: list[str]) -> str:
+    """The fleet file of the test's stores."""
+    text = (f'output_dir = "{out}"\n[targets.warehouse]\nurl = "{target}"\n'
+            f"max_writers = {MAX_WRITERS}\n")
+    for name in stores:
+        text += (f'[[stores]]\nname = "{name}"\ntarget = "warehouse"\n'
+                 f'schedule = "30 2 * * *"\nfull_schedule = "30 3 * * 0"\n'
+                 f'[stores.source]\nkind = "soap"\nurl = "{urls[name]}"\napi_user = "etl"\n'
+                 f'api_key_env = "{name.upper()}_MAGENTO_KEY"\nretries = 8\n'
+                 f"backoff_base_s = 0.01\n")
+    return text
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`magsync ARGS` in a subprocess."""
+    return subprocess.run([str(BIN / "magsync"), *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+@contextmanager
+def worker(env: dict[str, str], pool: str, name: str, log: Path) -> Iterator[int]:
+    """`prefect worker start` in its own process group; killed (group) on exit."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", pool,
+                                 "--type", "process", "--name", name], env=env, cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield proc.pid
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def max_overlap(windows: list[dict[str, str]]) -> int:
+    """The most write windows open at one instant."""
+    edges = sorted([(datetime.fromisoformat(w["start"]), 1) for w in windows]
+                   + [(datetime.fromisoformat(w["end"]), -1) for w in windows],
+                   key=lambda e: (e[0], e[1]))  # an end before a start at the same instant
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+@pytest.mark.slow
+def test_fleet_on_a_work_pool(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    faulty = generated_store(SIZES["faulty"], seed=3)
+    for cid in (1, 2, 3):  # 30% faulted: over max_fault_ratio, the store's run is refused
+        faulty.update_customer(cid, {"email": f"broken-{cid}"})
+    out, pool = tmp_path / "out", f"fleet-{secrets.token_hex(3)}"
+    env = {**prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "1",
+           "PREFECT_RUNNER_POLL_FREQUENCY": "1", "MAGSYNC_TEST_PAUSE_AT": "after-commit",
+           "MAGSYNC_TEST_PAUSE_S": HELD_S,  # and all three stores stage together:
+           "MAGSYNC_TEST_BARRIER": f"first-batch:{len(SIZES)}:{tmp_path / 'barrier'}",
+           **{f"{n.upper()}_MAGENTO_KEY": KEY for n in SIZES}}
+    with ExitStack() as stack:
+        db = stack.enter_context(fresh_database("postgresql"))
+        emus = {
+            "alpha": stack.enter_context(run_emulator(
+                generated_store(SIZES["alpha"], seed=1), users={"etl": KEY})),
+            "faulty": stack.enter_context(run_emulator(
+                faulty, users={"etl": KEY}, faults=FaultInjection(seed=7, http500_rate=0.15))),
+            "slow": stack.enter_context(run_emulator(
+                generated_store(SIZES["slow"], seed=2), users={"etl": KEY},
+                latency=Latency(per_request=0.1, max_concurrent=1))),
+        }
+        urls = {name: emu.url for name, emu in emus.items()}
+        fleet = tmp_path / "stores.toml"
+        fleet.write_text(fleet_toml(out, db, urls, list(SIZES)))
+        created = subprocess.run([str(BIN / "prefect"), "work-pool", "create", pool, "--type",
+                                  "process"], env=env, capture_output=True, text=True,
+                                 timeout=120, check=False)
+        assert created.returncode == 0, created.stderr[-2000:]
+        deployed = cli(env, "deploy", "--pool", pool, "--fleet", str(fleet), "--json")
+        assert deployed.returncode == 0, deployed.stderr[-3000:]
+        done = json.loads(deployed.stdout.splitlines()[-1])
+        assert sorted(done["deployed"]) == sorted(
+            [f"magsync-sync/{n}{s}" for n in SIZES for s in ("", "-full")]
+            + ["magsync-fleet/fleet"])
+        assert f"magsync-target-warehouse={MAX_WRITERS}" in done["limits"]
+        for n in (1, 2):
+            stack.enter_context(worker(env, pool, f"w{n}", tmp_path / f"worker{n}.log"))
+        ran = cli(env, "fleet", "--fleet", str(fleet), "--json", "--timeout", "400")
+        report = json.loads(ran.stdout.splitlines()[-1]) if ran.stdout else {}
+        assert ran.returncode == 1, (ran.stderr[-3000:], report)  # the faulty store failed
+        http500 = emus["faulty"].stats.http500
+        pruned = cli(env, "deploy", "--pool", pool, "--prune", "--json", "--fleet",
+                     str(_without_slow(fleet, out, db, urls)))
+        stores = {s["store"]: s for s in report["stores"]}
+        engine = sa.create_engine(db)
+        with engine.connect() as conn:
+            landed = dict(conn.execute(sa.text(
+                "SELECT source, count(*) FROM customers WHERE deleted_at IS NULL "
+                "GROUP BY source")).all())
+        engine.dispose()
+    assert report["failed"] == ["faulty"]
+    for name in ("alpha", "slow"):
+        assert stores[name]["state"] == "COMPLETED" and stores[name]["status"] == "done"
+        assert stores[name]["counts"]["customer"]["created"] == SIZES[name]
+        exported = pd.read_parquet(out / "exports" / f"source={name}" / "customers.parquet")
+        assert len(exported) == SIZES[name]
+    bad = stores["faulty"]
+    assert bad["status"] == "refused" and bad["counts"]["customer"]["faulted"] == 3, bad
+    assert ("email_syntax", "customer") in {(f["rule"], f["entity"]) for f in bad["faults"]}
+    assert bad["error"].startswith("fault ratio "), bad["error"]
+    assert http500 > 0  # answered by retries, the store still got as far as its guards
+    assert landed == {"alpha": SIZES["alpha"], "slow": SIZES["slow"]}
+    assert not (out / "exports" / "source=faulty" / "customers.parquet").exists()
+    windows = [s["write_window"] for s in stores.values() if s["write_window"]]
+    assert len(windows) == 2 and max_overlap(windows) <= MAX_WRITERS
+    assert json.loads((Path(report["report_dir"]) / "fleet.json").read_text())["failed"] \
+        == ["faulty"]
+    assert pruned.returncode == 0, pruned.stderr[-3000:]
+    assert json.loads(pruned.stdout.splitlines()[-1])["removed"] == [
+        "magsync-sync/slow", "magsync-sync/slow-full"]
+
+
+def _without_slow(fleet: Path, out: Path, db: str, urls: dict[str, str]) -> Path:
+    smaller = fleet.with_name("stores-2.toml")
+    smaller.write_text(fleet_toml(out, db, urls, ["alpha", "faulty"]))
+    return smaller

@@ -1,0 +1,94 @@
+"""A worker killed with its flow run (kill -9 of both process groups): the zombie-run
+automation `magsync deploy` creates marks the run Crashed once its heartbeats stop, and a
+rerun of the store converges."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from magsync.magento.emulator import generated_store, run_emulator
+from tests.prefect_server import BIN, PrefectServer, group_alive
+from tests.servers import fresh_database
+from tests.test_fleet import KEY, cli, fleet_toml, worker
+
+CUSTOMERS = 6
+
+
+def flow_run_states(env: dict[str, str], deployment: str) -> list[str]:
+    """The state types of the deployment's flow runs, oldest first."""
+    script = f"""
+import json
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+from prefect.client.schemas.sorting import FlowRunSort
+with get_client(sync_client=True) as client:
+    runs = client.read_flow_runs(deployment_filter=DeploymentFilter(
+        name=DeploymentFilterName(any_=[{deployment!r}])), sort=FlowRunSort.START_TIME_ASC)
+    print(json.dumps([r.state_type.value if r.state_type else None for r in runs]))
+"""
+    done = subprocess.run([str(BIN / "python"), "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120, check=True)
+    states: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return states
+
+
+@pytest.mark.slow
+def test_killed_worker_run_is_crashed_and_a_rerun_converges(prefect_server: PrefectServer,
+                                                            tmp_path: Path) -> None:
+    out, pool = tmp_path / "out", f"crash-{secrets.token_hex(3)}"
+    name = f"k{secrets.token_hex(2)}"
+    env = {**prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "1",
+           "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30", f"{name.upper()}_MAGENTO_KEY": KEY}
+    held = {**env, "MAGSYNC_TEST_PAUSE_AT": "first-batch",
+            "MAGSYNC_TEST_PAUSE_FILE": str(tmp_path / "paused")}
+    with ExitStack() as stack:
+        db = stack.enter_context(fresh_database("postgresql"))
+        emu = stack.enter_context(run_emulator(generated_store(CUSTOMERS, seed=4),
+                                               users={"etl": KEY}))
+        fleet = tmp_path / "stores.toml"
+        fleet.write_text(fleet_toml(out, db, {name: emu.url}, [name]))
+        subprocess.run([str(BIN / "prefect"), "work-pool", "create", pool, "--type",
+                        "process"], env=env, capture_output=True, timeout=120, check=True)
+        deployed = cli(env, "deploy", "--pool", pool, "--fleet", str(fleet),
+                       "--zombie-after", "40")
+        assert deployed.returncode == 0, deployed.stderr[-3000:]
+        with worker(held, pool, "doomed", tmp_path / "doomed.log") as pgid:
+            fleet_run = subprocess.Popen([str(BIN / "magsync"), "fleet", "--fleet", str(fleet),
+                                          "--json"], env=env, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 300
+            while not (tmp_path / "paused").exists() and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert (tmp_path / "paused").exists(), (tmp_path / "doomed.log").read_text()[-3000:]
+            # The machine dies: the worker's process group, and the flow run's (a process
+            # worker starts each run in a session of its own: the worker alone would leave it).
+            run_pid = int((tmp_path / "paused").read_text())
+            os.killpg(pgid, signal.SIGKILL)
+            os.killpg(os.getpgid(run_pid), signal.SIGKILL)
+            stdout, stderr = fleet_run.communicate(timeout=300)
+        assert not group_alive(pgid) and not group_alive(run_pid)
+        report = json.loads(stdout.splitlines()[-1])
+        assert fleet_run.returncode == 1, stderr[-3000:]
+        assert report["stores"][0]["state"] == "CRASHED", report
+        with worker(env, pool, "healthy", tmp_path / "healthy.log"):
+            again = cli(env, "fleet", "--fleet", str(fleet), "--json")
+        assert again.returncode == 0, again.stderr[-3000:]
+        engine = sa.create_engine(db)
+        with engine.connect() as conn:
+            landed = conn.execute(sa.text("SELECT count(*) FROM customers")).scalar()
+            runs = conn.execute(sa.text("SELECT status FROM magsync_runs")).scalars().all()
+        engine.dispose()
+    assert landed == CUSTOMERS
+    assert "done" in runs
+    started = [s for s in flow_run_states(env, name) if s != "SCHEDULED"]  # not the cron's
+    assert started == ["CRASHED", "COMPLETED"]
