@@ -54,8 +54,10 @@ OPENS = {Action.CREATED.value, Action.UPDATED.value, Action.RESTORED.value, SEED
 def history_schema(entity: Entity, policy: PiiPolicy = KEEP_ALL) -> pa.Schema:
     """The version columns, then the exported values of `entity` (as the PII policy leaves
     them); the layout's version in the Parquet metadata (README, "History")."""
-    return pa.schema([*VERSION_COLS, *export_schema(entity, policy)],
-                     metadata={LAYOUT: LAYOUT_VERSION, **pii_metadata(entity, policy)})
+    values = export_schema(entity, policy)
+    return pa.schema([*VERSION_COLS, *values],
+                     metadata={**(values.metadata or {}), LAYOUT: LAYOUT_VERSION,
+                               **pii_metadata(entity, policy)})
 
 
 def history_dir(exports_dir: Path, entity: Entity) -> Path:

@@ -36,11 +36,16 @@ KEYS_SCHEMA = pa.schema([pa.field(KEY_COL, pa.string()), pa.field(HASH_COL, pa.i
 KEYS_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 
 
+# The analysts' format, in every export's and history file's Parquet metadata; raised when
+# a column, its meaning or the layout changes (README, "Exports: change log").
+EXPORT_VERSION_KEY, EXPORT_VERSION = b"magsync.export_version", b"2"
+
+
 def export_schema(entity: Entity, policy: PiiPolicy = KEEP_ALL) -> pa.Schema:
     """The exported columns: public attributes plus `extra`; never secrets, nor the
-    columns the PII policy drops."""
-    return policy.schema(entity.name,
-                         entity.arrow_schema().append(pa.field(EXTRA_COL, pa.string())))
+    columns the PII policy drops. The format's version rides in the metadata."""
+    columns = entity.arrow_schema().append(pa.field(EXTRA_COL, pa.string()))
+    return policy.schema(entity.name, columns.with_metadata({EXPORT_VERSION_KEY: EXPORT_VERSION}))
 
 
 def keyed_schema(entity: Entity, policy: PiiPolicy = KEEP_ALL) -> pa.Schema:

@@ -82,6 +82,10 @@ def test_every_past_state_rebuilt_from_history(tmp_path: Path) -> None:
         runs.append((name, take(out, snaps, name, report)))
     files = history.history_files(out / EXPORTS, CUSTOMER)
     assert len(files) == 4, "the unchanged re-sync adds no file"
+    parquet = sorted((out / EXPORTS).rglob("*.parquet"))
+    assert len(parquet) >= 3 + 4  # the current exports and the history files
+    for path in parquet:  # the analysts' format version rides in every file
+        assert pq.read_schema(path).metadata[b"magsync.export_version"] == b"2", path
 
     for name, at in runs:
         for entity in ENTITIES:
