@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
@@ -31,6 +30,7 @@ from magsync.load.idmap import Entry, IdMap
 from magsync.transform.batch import RawBatch
 from magsync.transform.schema import ADDRESS, CUSTOMER, KEY_COL
 from tests.csvbuild import address_fields, continuation, customer_row, write_csv
+from tests.scan import decoded_texts
 from tests.servers import fresh_database
 from tests.synchelp import EXPORTS, db, sync
 from tests.test_crash import forked
@@ -60,24 +60,7 @@ def input_csv(path: Path, *, city: str = "Sentinelcity", faults: bool = False,
 def texts_of(path: Path) -> list[str]:
     """The file's raw bytes, and decoded, every value, key-value metadata entry and column
     statistic of a Parquet or Arrow file."""
-    texts = [path.read_bytes().decode("latin-1")]
-    if path.suffix == ".parquet":
-        meta = pq.read_metadata(path)
-        texts += [repr(meta.metadata), repr(pq.read_schema(path).metadata)]
-        for g in range(meta.num_row_groups):
-            for c in range(meta.num_columns):
-                stats = meta.row_group(g).column(c).statistics
-                if stats is not None and stats.has_min_max:
-                    texts += [str(stats.min), str(stats.max)]
-        table = pq.read_table(path)
-    elif path.suffix == ".arrow":
-        with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_file(source).read_all()
-    else:
-        return texts
-    texts.append(repr(table.schema.metadata))
-    texts += [str(v) for column in table.columns for v in column.to_pylist()]
-    return texts
+    return [path.read_bytes().decode("latin-1"), *decoded_texts(path)]
 
 
 def leaks(out: Path, needles: tuple[str, ...] = SENTINELS) -> set[tuple[str, str]]:

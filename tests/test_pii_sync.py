@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
@@ -24,6 +22,7 @@ from magsync.flows.settings import load_settings
 from magsync.load import history
 from magsync.transform.schema import ADDRESS, CUSTOMER, KEY_COL
 from tests.csvbuild import address_fields, continuation, customer_row, write_csv
+from tests.scan import decoded_texts
 from tests.synchelp import EXPORTS, db, sync
 from tests.test_crash import forked
 from tests.test_history_sync import as_of_arrow, as_of_pandas, exported, rows
@@ -61,25 +60,9 @@ def input_csv(path: Path, *, renamed: int | None = None, without: int | None = N
 def decoded(exports: Path) -> list[str]:
     """Every value, key-value metadata entry and row-group statistic of every Parquet and
     Arrow file under `exports`, as text."""
-    texts: list[str] = []
     files = sorted(exports.rglob("*.parquet")) + sorted(exports.rglob("*.arrow"))
     assert files
-    for path in files:
-        if path.suffix == ".parquet":
-            meta = pq.read_metadata(path)
-            texts += [repr(meta.metadata), repr(pq.read_schema(path).metadata)]
-            for g in range(meta.num_row_groups):
-                for c in range(meta.num_columns):
-                    stats = meta.row_group(g).column(c).statistics
-                    if stats is not None and stats.has_min_max:
-                        texts += [str(stats.min), str(stats.max)]
-            table = pq.read_table(path)
-        else:
-            with pa.memory_map(str(path)) as source:
-                table = pa.ipc.open_file(source).read_all()
-        texts.append(repr(table.schema.metadata))
-        texts += [str(v) for column in table.columns for v in column.to_pylist()]
-    return texts
+    return [text for path in files for text in decoded_texts(path)]
 
 
 def leaks(exports: Path) -> set[str]:
