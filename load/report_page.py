@@ -156,7 +156,8 @@ def report_links(report_dir: Path, summary: dict[str, Any]) -> list[tuple[str, s
             rel = os.path.relpath(path.resolve(), report_dir.resolve())
         except ValueError:  # another drive: no relative path
             continue
-        links.append((label, "/".join(quote(part) for part in Path(rel).parts)))
+        # '=' stays as it is: the per-store folders (source=<name>) read as they are named
+        links.append((label, "/".join(quote(part, safe="=") for part in Path(rel).parts)))
     return links
 
 
