@@ -15,6 +15,7 @@ import hashlib
 import os
 import socket
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,43 @@ class RunLock:
                     self._conn.execute(sa.text("SELECT RELEASE_LOCK(:n)").bindparams(n=self.name))
             self._conn.close()
             self._conn = None
+
+
+SCHEMA_WAIT_S = 600  # a migration of a large store may rebuild an index
+
+
+@contextlib.contextmanager
+def schema_lock(conn: Connection) -> Iterator[None]:
+    """Holds the target's one schema lock while `conn` migrates it.
+
+    The run lock is per store, so the first runs of several stores into one empty
+    database would otherwise create the same tables at once and all but one fail. On
+    PostgreSQL the lock ends with `conn`'s transaction (its DDL is transactional); on
+    MariaDB/MySQL, whose DDL commits on its own, a named lock is held until released; on
+    SQLite, an flock on a file beside the database."""
+    dialect = conn.engine.dialect.name
+    scope = f"{conn.engine.url.database or ''}\x1fschema"
+    if dialect == "postgresql":
+        key = int.from_bytes(hashlib.blake2b(scope.encode(), digest_size=8).digest(),
+                             "big", signed=True)
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=key))
+        yield
+    elif dialect in ("mysql", "mariadb"):
+        name = "magsync:" + hashlib.blake2b(scope.encode(), digest_size=20).hexdigest()
+        got = conn.execute(sa.text("SELECT GET_LOCK(:n, :s)")
+                           .bindparams(n=name, s=SCHEMA_WAIT_S)).scalar()
+        if not got:
+            raise TargetLockedError(f"the target's schema stayed locked {SCHEMA_WAIT_S} s "
+                                    "by another run migrating it")
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT RELEASE_LOCK(:n)").bindparams(n=name))
+    elif dialect == "sqlite" and conn.engine.url.database not in (None, "", ":memory:"):
+        # pysqlite begins no transaction before DDL, so the file's own lock does not
+        # cover a migration: an flock beside the database does, released at exit or death.
+        with Path(f"{conn.engine.url.database}.magsync-schema-lock").open("a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
+    else:
+        yield
