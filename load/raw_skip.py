@@ -20,13 +20,14 @@ it is unchanged there too, whatever the batch's other records of its key do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from magsync.load.report import RunReport
+from magsync.load.typing_context import RawLookup
 from magsync.transform.batch import RawBatch
 from magsync.transform.codes import StoreCodes
 from magsync.transform.diff import Action, KeyIndex
@@ -49,15 +50,20 @@ class RawSkip:
     gender_labels: Mapping[str, int]
     codes: StoreCodes | None
     enabled: bool = True
+    # per entity, the earlier typing contexts its stored rows may have been typed under
+    earlier: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         websites = self.codes.websites.ids if self.codes is not None else {}
         self.context = context_digest(self.gender_labels, websites)
+        self._lookups: dict[str, RawLookup] = {}
 
     def prepare(self, raw: RawBatch) -> Prepared:
         """prepare() of the batch's records, less the unchanged ones (counted here)."""
         with self.report.timed("raw digest"):
             digests = raw_digests(raw.frame, self.context)
+            if not raw.derived:
+                self._mark_raw_before(raw)
         full = replace(raw, frame=raw.frame.assign(**{RAW_DIGEST_COL: digests}))
         index = self.indexes[raw.entity.name]
         pos = index.same_raw(digests) if self.enabled and not raw.derived else None
@@ -83,6 +89,18 @@ class RawSkip:
         self.report.skipped[raw.entity.name] += n
         self.group_ids.update(group_ids)
         return rest
+
+    def _mark_raw_before(self, raw: RawBatch) -> None:
+        """Marks the stored rows this batch brings again with raw values unchanged under
+        one of the earlier contexts (load/typing_context.py): a change of their typed
+        values is then a re-typing."""
+        name = raw.entity.name
+        index = self.indexes[name]
+        for context in self.earlier.get(name, ()):
+            if name not in self._lookups:
+                self._lookups[name] = RawLookup(index)
+            pos = self._lookups[name].positions(raw_digests(raw.frame, context))
+            index.raw_before[pos[pos >= 0]] = True
 
     def _prepare(self, batch: RawBatch, codes: StoreCodes | None) -> Prepared:
         self.report.typed[batch.entity.name] += len(batch.frame)
