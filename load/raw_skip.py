@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 
 from magsync.load.report import RunReport
-from magsync.load.typing_context import RawLookup
 from magsync.transform.batch import RawBatch
 from magsync.transform.codes import StoreCodes
 from magsync.transform.diff import Action, KeyIndex
@@ -56,19 +55,18 @@ class RawSkip:
     def __post_init__(self) -> None:
         websites = self.codes.websites.ids if self.codes is not None else {}
         self.context = context_digest(self.gender_labels, websites)
-        self._lookups: dict[str, RawLookup] = {}
 
     def prepare(self, raw: RawBatch) -> Prepared:
         """prepare() of the batch's records, less the unchanged ones (counted here)."""
         with self.report.timed("raw digest"):
             digests = raw_digests(raw.frame, self.context)
-            if not raw.derived:
-                self._mark_raw_before(raw)
+            before = [] if raw.derived else [raw_digests(raw.frame, context) for context
+                                             in self.earlier.get(raw.entity.name, ())]
         full = replace(raw, frame=raw.frame.assign(**{RAW_DIGEST_COL: digests}))
         index = self.indexes[raw.entity.name]
         pos = index.same_raw(digests) if self.enabled and not raw.derived else None
         if pos is None or not (pos >= 0).any():
-            return self._prepare(full, self.codes)
+            return mark_raw_before(index, raw, self._prepare(full, self.codes), before)
         skip = pos >= 0
         codes = self.codes
         group_ids: list[int] = []
@@ -88,23 +86,32 @@ class RawSkip:
         self.report.count(raw.entity.name, Action.UNCHANGED.value, n)
         self.report.skipped[raw.entity.name] += n
         self.group_ids.update(group_ids)
-        return rest
-
-    def _mark_raw_before(self, raw: RawBatch) -> None:
-        """Marks the stored rows this batch brings again with raw values unchanged under
-        one of the earlier contexts (load/typing_context.py): a change of their typed
-        values is then a re-typing."""
-        name = raw.entity.name
-        index = self.indexes[name]
-        for context in self.earlier.get(name, ()):
-            if name not in self._lookups:
-                self._lookups[name] = RawLookup(index)
-            pos = self._lookups[name].positions(raw_digests(raw.frame, context))
-            index.raw_before[pos[pos >= 0]] = True
+        return mark_raw_before(index, raw, rest, before)
 
     def _prepare(self, batch: RawBatch, codes: StoreCodes | None) -> Prepared:
         self.report.typed[batch.entity.name] += len(batch.frame)
         return prepare(batch, self.gender_labels, codes)
+
+
+def mark_raw_before(index: KeyIndex, raw: RawBatch, prepared: Prepared,
+                    before: Sequence[np.ndarray]) -> Prepared:
+    """Marks, in `index.raw_before`, the stored rows whose record came in with the raw
+    digest they hold under one of the earlier typing contexts (`before`: the batch's raw
+    digests under each): raw values unchanged, so a change of their typed values is a
+    re-typing (load/typing_context.py). Returns `prepared`."""
+    frame = prepared.frame
+    if not before or frame.empty or not raw.frame.index.is_unique:
+        return prepared
+    rows = raw.frame.index.get_indexer(frame.index)  # each typed row's raw row
+    pos = index.positions(frame[KEY_COL])
+    mine = (rows >= 0) & (pos >= 0)
+    rows, pos = rows[mine], pos[mine]
+    known = index.raw_known[pos]
+    same = np.zeros(len(pos), bool)
+    for digests in before:
+        same |= known & (digests[rows] == index.raw[pos])
+    index.raw_before[pos[same]] = True
+    return prepared
 
 
 def stale_digests(index: KeyIndex, frame: pd.DataFrame) -> pd.DataFrame:
