@@ -103,6 +103,7 @@ def run(folder: Path, runs: int) -> tuple[list[tuple[str, list[Size], float]], d
               file=sys.stderr, flush=True)
         if n % EVERY == 0 or n == runs:
             points.append((f"after {n} re-syncs", measure(exports), total_cpu))
+            print(table(points[-1:]), file=sys.stderr, flush=True)  # a partial series too
     return points, last
 
 
@@ -127,7 +128,7 @@ def section(label: str, n: int, runs: int, points: list[tuple[str, list[Size], f
     seed_total = sum(s.bytes for s in points[0][1])
     end_total = sum(s.bytes for s in points[-1][1])
     return "\n".join([
-        f"## {env['date']} · history size after {runs} re-syncs · scale {label} ({n:,} "
+        f"## {env['date']} · history size · {runs} re-syncs · scale {label} ({n:,} "
         "customers)",
         "",
         f"- `python -m bench.history_size --scale {label} --runs {runs}`: a first load of "
