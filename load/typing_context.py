@@ -37,7 +37,7 @@ def earlier_contexts(target: SqlTarget, context: str) -> dict[str, list[str]]:
     with target.engine.connect() as conn:
         found: dict[str, list[str]] = {}
         for entity, earlier in conn.execute(query):
-            found.setdefault(entity, []).append(earlier)
+            found.setdefault(str(entity), []).append(str(earlier))
     return found
 
 
