@@ -229,29 +229,31 @@ def test_a_change_of_typing_is_retyped_and_an_edit_updated(tmp_path: Path) -> No
     assert first["status"] == "done"
 
 
-def test_rows_left_under_an_earlier_typing_are_still_told_apart(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch
-                                                                 ) -> None:
+def test_rows_left_under_an_earlier_typing_are_still_told_apart(
+        tmp_path: Path, target_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """An incremental run under new labels re-types only what it receives; the rest keep
     digests of the first typing, and a later full run still finds them `retyped`. Then a
-    new NORMALISE_VERSION alone changes no typed value: no version at all."""
+    new NORMALISE_VERSION alone changes no typed value: no version at all. On each
+    dialect (the typing contexts are rows of the target)."""
     out = tmp_path / "out"
+    target = {"target": {"url": target_url}}
     whole = customers_csv(tmp_path / "all.csv")
-    sync(whole, out, full=True)
+    sync(whole, out, full=True, **target)
     _, partial_run = sync(customers_csv(tmp_path / "five.csv", upto=5), out, full=False,
-                          gender_labels=RELABELLED)
+                          gender_labels=RELABELLED, **target)
     assert set(actions_of(out, CUSTOMER, partial_run["run_id"]).values()) == {"retyped"}
-    _, full_run = sync(whole, out, full=True, gender_labels=RELABELLED)
+    _, full_run = sync(whole, out, full=True, gender_labels=RELABELLED, **target)
     assert actions_of(out, CUSTOMER, full_run["run_id"]) == \
         {key(i): "retyped" for i in range(6, 21)}
 
     from magsync.transform import rawdigest
 
     monkeypatch.setattr(rawdigest, "NORMALISE_VERSION", rawdigest.NORMALISE_VERSION + 1)
-    _, bumped = sync(whole, out, full=True, gender_labels=RELABELLED)
+    _, bumped = sync(whole, out, full=True, gender_labels=RELABELLED, **target)
     assert bumped["status"] == "done", bumped
     assert bumped["counts"]["customer"] == {"unchanged": 20}
     assert actions_of(out, CUSTOMER, bumped["run_id"]) == {}
-    _, back = sync(customers_csv(tmp_path / "edit.csv", renamed=(4,)), out, full=True)
+    _, back = sync(customers_csv(tmp_path / "edit.csv", renamed=(4,)), out, full=True,
+                   **target)
     assert actions_of(out, CUSTOMER, back["run_id"]) == \
         {**{key(i): "retyped" for i in range(1, 21) if i != 4}, key(4): "updated"}
