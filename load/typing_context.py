@@ -28,8 +28,9 @@ from magsync.load.tables import TYPING
 
 def earlier_contexts(target: SqlTarget, context: str) -> dict[str, list[str]]:
     """Per entity, the contexts its stored rows may have been typed under, other than
-    `context`; none where the store predates them (a dry run does not migrate)."""
-    if not sa.inspect(target.engine).has_table(TYPING.name):
+    `context`; none where the store predates them (a dry run does not migrate, nor create
+    a SQLite file: nothing is asked of a store that does not exist)."""
+    if not target.is_initialised() or not sa.inspect(target.engine).has_table(TYPING.name):
         return {}
     query = sa.select(TYPING.c.entity, TYPING.c.context).where(
         TYPING.c.source == target.source, TYPING.c.context != context).order_by(
