@@ -99,10 +99,37 @@ def text_table(results: list[CaseResult]) -> str:
     return "\n".join([head, *lines])
 
 
+# The issue's bound on what the change history adds to the 1%-changed re-sync.
+HISTORY_COST_TARGET = 1.10
+
+
+def history_cost(results: dict[str, CaseResult]) -> float | None:
+    """(b)/(b0) body times: the re-sync with history over the same re-sync without."""
+    with_history, without = results.get("changed"), results.get("changed_no_history")
+    if with_history is None or without is None or not (with_history.ok and without.ok) \
+            or without.body_s <= 0:
+        return None
+    return with_history.body_s / without.body_s
+
+
+def history_cost_line(results: dict[str, CaseResult]) -> str:
+    """The history's cost on the 1%-changed re-sync, with its target and whether it is met
+    (above 1.00x: history makes the re-sync slower)."""
+    name = "history cost, 1%-changed re-sync (b)/(b0)"
+    value = history_cost(results)
+    if value is None:
+        return f"{name}: n/a"
+    met = "met" if value <= HISTORY_COST_TARGET else "not met"
+    cpu = [results[k].extra.get("body_cpu_s") for k in ("changed", "changed_no_history")]
+    of_cpu = f"; CPU {cpu[0] / cpu[1]:.2f}x" if all(cpu) else ""  # type: ignore[operator]
+    return (f"{name}: {value:.2f}x (target <= {HISTORY_COST_TARGET:.2f}x: {met}; body "
+            f"times{of_cpu}; above 1.00x history slows the re-sync)")
+
+
 def ratio_lines(results: dict[str, CaseResult]) -> list[str]:
-    """One line per ratio, 'n/a' where a side is missing."""
-    return [f"{name}: {'n/a' if value is None else f'{value:.2f}x'}"
-            for name, value in ratios(results)]
+    """One line per ratio, 'n/a' where a side is missing; then the history's cost."""
+    return [*(f"{name}: {'n/a' if value is None else f'{value:.2f}x'}"
+              for name, value in ratios(results)), history_cost_line(results)]
 
 
 def markdown_table(results: list[CaseResult]) -> str:

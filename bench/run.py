@@ -35,6 +35,7 @@ CASES = {
     "first": "(a) magsync first load",
     "prefect": "(a') magsync first load, Prefect flow",
     "changed": "(b) magsync re-sync, 1% changed",
+    "changed_no_history": "(b0) magsync re-sync, 1% changed, history off",
     "unchanged": "(c) magsync re-sync, unchanged",
     "floor_load": "(d) floor first load",
     "floor_resync": "(d) floor re-sync, 1% changed",
@@ -146,18 +147,25 @@ def copy_store(src: Path, dst: Path) -> None:
         shutil.copytree(src / "exports", dst / "exports")
 
 
+# Re-syncs on a copy of (a)'s store: (b0) is (b) with `history = false`, measured right
+# after it on the same input and the same copy, so (b)/(b0) is what the history costs.
+RESYNCS = (("changed", CHANGED, ()), ("changed_no_history", CHANGED, ("--history", "off")),
+           ("unchanged", BASE, ()))
+
+
 def run_magsync(bench: Bench, skip_prefect: bool) -> list[CaseResult]:
-    """Cases (a), (a') and, on a copy of (a)'s store, (b) and (c)."""
+    """Cases (a), (a') and, on a copy of (a)'s store, (b), (b0) and (c)."""
     folder = bench.folder
     first_dir = bench.workdir("first")
     results = [bench.measure("first", "bench.magsync_case", folder / BASE, first_dir)]
-    for key, csv in (("changed", folder / CHANGED), ("unchanged", folder / BASE)):
+    for key, csv, extra in RESYNCS:
         if not results[0].ok:
             results.append(CaseResult(key, CASES[key], "skipped", "the first load failed"))
             continue
         workdir = bench.workdir(key)
         copy_store(first_dir, workdir)
-        results.append(bench.measure(key, "bench.magsync_case", csv, workdir))
+        results.append(bench.measure(key, "bench.magsync_case", folder / csv, workdir,
+                                     *extra))
     if skip_prefect:
         results.append(CaseResult("prefect", CASES["prefect"], "skipped", "--skip-prefect"))
     else:
@@ -217,6 +225,16 @@ def notes(results: dict[str, CaseResult], prefect_home_fresh: bool,
     changed, floor = results.get("changed"), results.get("floor_resync")
     if changed and changed.ok:
         out.append(f"(b) magsync counts: {json.dumps(changed.extra.get('counts'))}")
+        stages = changed.extra.get("stages_s", {})
+        if "merge" in stages and "export" in stages:
+            out.append(f"(b) merge / export s (history written in both): "
+                       f"{stages['merge']:.2f} / {stages['export']:.2f}")
+    plain = results.get("changed_no_history")
+    if plain and plain.ok:
+        stages = plain.extra.get("stages_s", {})
+        if "merge" in stages and "export" in stages:
+            out.append(f"(b0) merge / export s: {stages['merge']:.2f} / "
+                       f"{stages['export']:.2f}")
     if floor and floor.ok:
         out.append(f"(d) re-sync floor counts: {json.dumps(floor.extra.get('counts'))}")
     return out

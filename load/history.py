@@ -2,7 +2,8 @@
 
 `<exports>/history/<table>/run_id=<run id>.parquet` holds the versions one run opened or
 closed: `record_key`, `valid_from` (the run's start), `valid_to` (null while the version
-is current), `run_id`, `action` (created, updated, restored, deleted, seeded), `row_hash`,
+is current), `run_id`, `action` (created, updated, retyped, restored, deleted, seeded),
+`row_hash`,
 then the record's exported values (never secrets). Files are never rewritten by a sync: a
 version's end is the next version's `valid_from`, which readers take with a window
 function (README, "History"); `magsync compact` merges the files into one and writes that
@@ -12,7 +13,9 @@ Crash safety: a run writes its versions to `_pending/` before the merge commits 
 renames the file into place after; the next run settles what a crash left (the target
 still holds that run's rows: promote it; it does not: drop it). An entity whose store had
 rows before history began is seeded once, after a run, from the target's active rows
-(action `seeded`): history starts there.
+(action `seeded`): history starts there. An update whose raw source values did not change
+(only the typing did: a new NORMALISE_VERSION, other gender labels or website codes) is
+`retyped` (load/typing_context.py); the run report counts it `updated`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from magsync.transform.schema import HASH_COL, KEY_COL, Entity
 HISTORY = "history"
 PENDING = "_pending"
 SEEDED = "seeded"
+RETYPED = "retyped"
 COMPACTED = "compacted.parquet"
 LAYOUT, LAYOUT_VERSION = b"magsync.history_layout", b"1"
 THROUGH = b"magsync.compacted_through"  # Parquet metadata: the last run id merged
@@ -48,7 +52,7 @@ VERSION_COLS = [
     pa.field("action", pa.string()),
     pa.field(HASH_COL, pa.int64()),
 ]
-OPENS = {Action.CREATED.value, Action.UPDATED.value, Action.RESTORED.value, SEEDED}
+OPENS = {Action.CREATED.value, Action.UPDATED.value, Action.RESTORED.value, SEEDED, RETYPED}
 
 
 def history_schema(entity: Entity, policy: PiiPolicy = KEEP_ALL) -> pa.Schema:
@@ -112,17 +116,32 @@ def _versions(entity: Entity, values: pa.Table, *, run_id: str, at: datetime,
     return pa.table(columns, schema=schema)
 
 
+def retyped(table: pa.Table, stored: KeyIndex | None) -> pa.Array:
+    """The staged rows' actions, `updated` turned `retyped` where the stored row came in
+    again with its raw values unchanged (`KeyIndex.raw_before`): only its typing changed."""
+    action = table.column(ACTION_COL).combine_chunks()
+    if stored is None or not stored.raw_before.any():
+        return action
+    pos = stored.positions(table.column(KEY_COL).combine_chunks())
+    same_raw = np.zeros(len(pos), bool)
+    same_raw[pos >= 0] = stored.raw_before[pos[pos >= 0]]
+    updated = pc.equal(action, pa.scalar(Action.UPDATED.value)).to_numpy(zero_copy_only=False)
+    return pc.if_else(pa.array(updated & same_raw), pa.scalar(RETYPED), action)
+
+
 def run_versions(entity: Entity, staged: Iterable[pa.Table], deleted: Iterable[str], *,
                  run_id: str, at: datetime, policy: PiiPolicy = KEEP_ALL,
-                 cascaded: Iterable[str] = ()) -> Iterator[pa.Table]:
-    """The versions a run opens (its staged writes, each with its planned action) and the
+                 cascaded: Iterable[str] = (), stored: KeyIndex | None = None
+                 ) -> Iterator[pa.Table]:
+    """The versions a run opens (its staged writes, each with its planned action, an
+    update of a row whose raw values `stored` says came in unchanged `retyped`) and the
     `deleted` rows that close the versions of the keys it deleted (raw record keys), or
     of the `cascaded` ones (keys as the history holds them)."""
     names = [KEY_COL, HASH_COL, *export_schema(entity).names]
     for table in staged:
         if table.num_rows:
             yield _versions(entity, table.select([n for n in names if n in table.column_names]),
-                            run_id=run_id, at=at, action=table.column(ACTION_COL),
+                            run_id=run_id, at=at, action=retyped(table, stored),
                             policy=policy)
     keys = pa.array(list(deleted), pa.string())
     gone = pa.array(sorted({*policy.key_array(entity.name, keys).to_pylist(), *cascaded}),
@@ -163,6 +182,14 @@ def write_pending(exports_dir: Path, entity: Entity, run_id: str,
         return path
     path.unlink()
     return None
+
+
+def _count(path: Path | None, action: str) -> int:
+    """Versions of `action` in a run's file."""
+    if path is None:
+        return 0
+    actions = pq.read_table(path, columns=["action"]).column("action")
+    return int(pc.sum(pc.equal(actions, pa.scalar(action))).as_py() or 0)
 
 
 def publish(exports_dir: Path, entity: Entity, run_id: str) -> None:
@@ -230,7 +257,8 @@ def before_merge(exports_dir: Path, entity: Entity, stored: KeyIndex,
     """Under the run lock, before the merge: settles a crashed run's versions, applies a
     changed PII policy to the files written before, then writes this run's versions as
     pending (transformed by `policy`), unless history has not begun on a store that has
-    rows (then `after_merge` seeds it). Returns a note when the policy changed."""
+    rows (then `after_merge` seeds it). Returns a note when the policy changed or updates
+    were re-typed."""
     settle_pending(exports_dir, entity, stored, policy)
     rewritten, stale = reapply(history_files(exports_dir, entity), entity, policy)
     note = None if not rewritten else (
@@ -240,10 +268,15 @@ def before_merge(exports_dir: Path, entity: Entity, stored: KeyIndex,
     if not has_history(exports_dir, entity) and len(stored.keys):
         return note
     cascaded = open_children(exports_dir, entity, parents_deleted, at, policy)
-    write_pending(exports_dir, entity, run_id,
-                  run_versions(entity, staged(), deleted, run_id=run_id, at=at, policy=policy,
-                               cascaded=cascaded), policy)
-    return note
+    path = write_pending(exports_dir, entity, run_id,
+                         run_versions(entity, staged(), deleted, run_id=run_id, at=at,
+                                      policy=policy, cascaded=cascaded, stored=stored), policy)
+    notes = [note] if note else []
+    n = _count(path, RETYPED) if stored.raw_before.any() else 0
+    if n:
+        notes.append(f"{entity.name} history: {n} update(s) `retyped`: raw values unchanged, "
+                     "typed anew under a changed typing context (counted updated)")
+    return "; ".join(notes) or None
 
 
 def after_merge(exports_dir: Path, entity: Entity, run_id: str, at: datetime,

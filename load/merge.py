@@ -17,7 +17,8 @@ from magsync.load import history
 from magsync.load.parquet_export import RunDelta, policy_changed, refresh_export
 from magsync.load.run_context import RunContext
 from magsync.load.sql_store import utc_now
-from magsync.load.sync_state import Staged
+from magsync.load.sync_state import DeleteDetection, Staged
+from magsync.load.typing_context import save_context
 from magsync.transform.faults import Fault
 from magsync.transform.pii import KEEP_ALL, PiiPolicy
 from magsync.transform.schema import LOAD_ORDER, Entity
@@ -50,6 +51,7 @@ def merge(ctx: RunContext, staged: Staged, *, hard_delete: bool, full: bool,
                 if entity.name in staged.cursors:
                     target.save_state(conn, entity, staged.cursors[entity.name], ctx.run_id,
                                       now)
+            save_contexts(conn, ctx, staged, now)
             corrected, again = clear_superseded_faults(ctx, staged, conn, full=full)
             if corrected:
                 ctx.report.notes.append(f"{corrected} earlier fault(s) cleared by corrected "
@@ -57,6 +59,17 @@ def merge(ctx: RunContext, staged: Staged, *, hard_delete: bool, full: bool,
             if again:
                 ctx.report.notes.append(f"{again} earlier fault(s) superseded: their records "
                                         "faulted again in this run")
+
+
+def save_contexts(conn: Connection, ctx: RunContext, staged: Staged, now: datetime) -> None:
+    """Records the run's typing context per entity; a full run that detected deletes typed
+    every active row under it, so the earlier ones are forgotten (load/typing_context.py)."""
+    if not staged.context:
+        return
+    for entity in LOAD_ORDER:
+        detected = staged.plans[entity.name].detection is DeleteDetection.DETECTED
+        save_context(conn, ctx.target.source, entity.name, staged.context, ctx.run_id, now,
+                     forget_earlier=detected)
 
 
 def _history_before_merge(ctx: RunContext, staged: Staged, entity: Entity,

@@ -20,8 +20,8 @@ it is unchanged there too, whatever the batch's other records of its key do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,8 @@ class RawSkip:
     gender_labels: Mapping[str, int]
     codes: StoreCodes | None
     enabled: bool = True
+    # per entity, the earlier typing contexts its stored rows may have been typed under
+    earlier: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         websites = self.codes.websites.ids if self.codes is not None else {}
@@ -58,11 +60,13 @@ class RawSkip:
         """prepare() of the batch's records, less the unchanged ones (counted here)."""
         with self.report.timed("raw digest"):
             digests = raw_digests(raw.frame, self.context)
+            before = [] if raw.derived else [raw_digests(raw.frame, context) for context
+                                             in self.earlier.get(raw.entity.name, ())]
         full = replace(raw, frame=raw.frame.assign(**{RAW_DIGEST_COL: digests}))
         index = self.indexes[raw.entity.name]
         pos = index.same_raw(digests) if self.enabled and not raw.derived else None
         if pos is None or not (pos >= 0).any():
-            return self._prepare(full, self.codes)
+            return mark_raw_before(index, raw, self._prepare(full, self.codes), before)
         skip = pos >= 0
         codes = self.codes
         group_ids: list[int] = []
@@ -82,11 +86,32 @@ class RawSkip:
         self.report.count(raw.entity.name, Action.UNCHANGED.value, n)
         self.report.skipped[raw.entity.name] += n
         self.group_ids.update(group_ids)
-        return rest
+        return mark_raw_before(index, raw, rest, before)
 
     def _prepare(self, batch: RawBatch, codes: StoreCodes | None) -> Prepared:
         self.report.typed[batch.entity.name] += len(batch.frame)
         return prepare(batch, self.gender_labels, codes)
+
+
+def mark_raw_before(index: KeyIndex, raw: RawBatch, prepared: Prepared,
+                    before: Sequence[np.ndarray]) -> Prepared:
+    """Marks, in `index.raw_before`, the stored rows whose record came in with the raw
+    digest they hold under one of the earlier typing contexts (`before`: the batch's raw
+    digests under each): raw values unchanged, so a change of their typed values is a
+    re-typing (load/typing_context.py). Returns `prepared`."""
+    frame = prepared.frame
+    if not before or frame.empty or not raw.frame.index.is_unique:
+        return prepared
+    rows = raw.frame.index.get_indexer(frame.index)  # each typed row's raw row
+    pos = index.positions(frame[KEY_COL])
+    mine = (rows >= 0) & (pos >= 0)
+    rows, pos = rows[mine], pos[mine]
+    known = index.raw_known[pos]
+    same = np.zeros(len(pos), bool)
+    for digests in before:
+        same |= known & (digests[rows] == index.raw[pos])
+    index.raw_before[pos[same]] = True
+    return prepared
 
 
 def stale_digests(index: KeyIndex, frame: pd.DataFrame) -> pd.DataFrame:

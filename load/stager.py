@@ -20,6 +20,7 @@ from magsync.load.raw_skip import RawSkip, stale_digests
 from magsync.load.run_context import RunContext
 from magsync.load.suppression import skip_suppressed
 from magsync.load.sync_state import DeleteDetection, Staged, StageState, delete_detection
+from magsync.load.typing_context import earlier_contexts
 from magsync.load.unprovided import keep_stored
 from magsync.transform.batch import RawBatch
 from magsync.transform.codes import StoreCodes
@@ -108,6 +109,7 @@ def stage_all(ctx: RunContext, validator: SuiteValidator | None, options: StageO
     batches = skip_suppressed(ctx, batches)  # customers erased on request (magsync forget)
     skip = RawSkip(indexes, ctx.report, stager.state.group_ids, options.gender_labels,
                    options.codes, enabled=options.skip_unchanged and not options.revalidate)
+    skip.earlier = earlier_contexts(ctx.target, skip.context)
     with ctx.report.timed("stage"):
         for raw in batches:
             with ctx.report.timed("normalise"):
@@ -119,7 +121,7 @@ def stage_all(ctx: RunContext, validator: SuiteValidator | None, options: StageO
         if not has_groups:
             stager.stage_batch(derived_groups(stager.state.group_ids))
         stager.flush()
-    return stager.state.staged()
+    return replace(stager.state.staged(), context=skip.context)
 
 
 def plan_deletes(ctx: RunContext, staged: Staged, *, full: bool) -> Staged:

@@ -55,6 +55,7 @@ class Staged:
     plans: Mapping[str, EntityPlan]
     faults: tuple[Fault, ...] = ()
     cursors: Mapping[str, str] = field(default_factory=dict)  # entity -> new cursor value
+    context: str = ""  # the typing context digest of the run (transform/rawdigest.py)
 
 
 @dataclass

@@ -150,3 +150,14 @@ SUPPRESSION_KEY = sa.Table(
     sa.Column("secret", text(), nullable=False),
     sa.Column("created_at", timestamp(), nullable=False),
 )
+
+# The typing contexts (transform/rawdigest.py) each entity's stored rows were typed under:
+# their raw digests were taken with one of them (load/typing_context.py).
+TYPING = sa.Table(
+    "magsync_typing", metadata,
+    sa.Column("source", key_string(64), primary_key=True),
+    sa.Column("entity", key_string(32), primary_key=True),
+    sa.Column("context", key_string(16), primary_key=True),
+    sa.Column("run_id", key_string(64), nullable=False),
+    sa.Column("updated_at", timestamp(), nullable=False),
+)

@@ -3,12 +3,13 @@ RESULTS section come out. No timing assertions."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from bench import run
-from bench.report import CaseResult, append_results, ratios
+from bench.report import CaseResult, append_results, history_cost_line, ratios
 
 
 @pytest.mark.slow
@@ -28,6 +29,9 @@ def test_harness_runs_every_case_and_appends_results(tmp_path: Path,
         assert "failed" not in line and "skipped" not in line, line
     for name, _ in ratios({}):
         assert f"{name}: " in printed and f"{name}: n/a" not in printed
+    cost = next(ln for ln in printed.splitlines()
+                if ln.startswith("history cost, 1%-changed re-sync (b)/(b0): "))
+    assert re.search(r": \d+\.\d\dx \(target <= 1\.10x: (met|not met);", cost), cost
 
     section = results.read_text(encoding="utf-8")
     assert section.startswith("# Benchmark results")
@@ -39,10 +43,20 @@ def test_harness_runs_every_case_and_appends_results(tmp_path: Path,
     assert [r.split(" | ")[0].lstrip("| ") for r in rows] == list(run.CASES.values())
     # The re-sync floor and magsync agree on what changed (same records, same verdicts).
     assert "(b) magsync counts" in section and "(d) re-sync floor counts" in section
+    assert "- history cost, 1%-changed re-sync (b)/(b0): " in section
+
+    # (b) and (b0) re-sync the same input on copies of (a)'s store; only (b) adds history.
+    def history_files(key: str) -> list[str]:
+        runs = out / "300" / "runs" / key
+        return sorted(p.name for p in runs.rglob("history/customers/run_id=*.parquet"))
+    first = history_files("first")
+    assert len(first) == 1
+    assert history_files("changed_no_history") == first
+    assert len(history_files("changed")) == 2
 
     # The cases "without Prefect" run no task on any Prefect server (a temporary one costs
     # seconds and would be counted as magsync's).
-    for key in ("first", "changed", "unchanged"):
+    for key in ("first", "changed", "changed_no_history", "unchanged"):
         log = (out / "300" / "logs" / f"{key}.log").read_text(encoding="utf-8")
         assert "temporary server" not in log and "Task run" not in log, (key, log[-500:])
     assert "Task run" in (out / "300" / "logs" / "prefect.log").read_text("utf-8")
@@ -68,6 +82,17 @@ def test_ratio_is_missing_when_a_side_did_not_run() -> None:
     got = dict(ratios({"first": first, "floor_load": floor, "naive": skipped}))
     assert got["first load magsync/floor"] == 2.0
     assert got["first load naive/magsync"] is None
+
+
+@pytest.mark.parametrize(("with_history", "line"), [
+    (2.1, "1.05x (target <= 1.10x: met;"), (2.4, "1.20x (target <= 1.10x: not met;")])
+def test_history_cost_says_its_direction_and_target(with_history: float, line: str) -> None:
+    without = CaseResult("changed_no_history", "b0", body_s=2.0, extra={"body_cpu_s": 1.0})
+    changed = CaseResult("changed", "b", body_s=with_history, extra={"body_cpu_s": 1.1})
+    got = history_cost_line({"changed": changed, "changed_no_history": without})
+    assert got.startswith(f"history cost, 1%-changed re-sync (b)/(b0): {line}"), got
+    assert "CPU 1.10x" in got and "above 1.00x history slows the re-sync" in got
+    assert history_cost_line({"changed": changed}).endswith(": n/a")
 
 
 @pytest.mark.parametrize(("count", "label"), [(300, "300"), (100_000, "100k"),

@@ -149,3 +149,20 @@ def test_files_carry_their_layout_version(tmp_path: Path) -> None:
     meta = pq.read_schema(history.history_files(tmp_path, CUSTOMER)[0]).metadata
     assert meta[b"magsync.history_layout"] == b"1"
     assert meta[b"magsync.compacted_through"] == b"r3"
+
+
+def test_an_update_of_a_row_whose_raw_values_came_in_unchanged_is_retyped(
+        tmp_path: Path) -> None:
+    stored = KeyIndex(["a", "b", "c"], np.array([1, 2, 3]), np.array([False, False, True]))
+    stored.raw_before[[0, 2]] = True  # a and c came in with their raw values unchanged
+    writes = [("a", 7, "Ada", "updated"), ("b", 8, "Bo", "updated"),
+              ("c", 9, "Cy", "restored"), ("d", 10, "Di", "created")]
+    versions = history.run_versions(CUSTOMER, [staged(writes)], [], run_id="r1", at=T0,
+                                    stored=stored)
+    history.write_pending(tmp_path, CUSTOMER, "r1", versions)
+    history.publish(tmp_path, CUSTOMER, "r1")
+    table = history.read_history(tmp_path, CUSTOMER)
+    assert dict(zip(table.column(KEY_COL).to_pylist(), table.column("action").to_pylist(),
+                    strict=True)) == {"a": "retyped", "b": "updated", "c": "restored",
+                                      "d": "created"}
+    assert state(tmp_path, T0) == {"a": "Ada", "b": "Bo", "c": "Cy", "d": "Di"}

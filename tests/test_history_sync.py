@@ -19,6 +19,7 @@ from magsync.flows.cli import main
 from magsync.flows.crash import CRASH_ENV
 from magsync.load import history
 from magsync.transform.schema import ADDRESS, CUSTOMER, GROUP, HASH_COL, KEY_COL, Entity
+from tests.csvbuild import address_fields, continuation, customer_row, write_csv
 from tests.synchelp import EXPORTS, sync
 from tests.test_crash import forked
 from tests.test_sync import export_v1, export_v2
@@ -166,3 +167,93 @@ def test_compact_command_merges_the_files(tmp_path: Path,
     columns = list(exported(out / EXPORTS, CUSTOMER).columns)
     assert rows(as_of_duckdb(out, CUSTOMER, at), columns) == \
         rows(exported(out / EXPORTS, CUSTOMER), columns)
+
+
+def customers_csv(path: Path, renamed: tuple[int, ...] = (), upto: int = 20) -> Path:
+    """c1..c`upto` as export_v1 writes them, the `renamed` ones with another first name."""
+    out = []
+    for i in range(1, upto + 1):
+        first = "Renamed" if i in renamed else f"F{i}"
+        out.append(customer_row(f"c{i}@example.com", first=first,
+                                **address_fields(city=f"City{i}")))
+        if i % 3 == 0:
+            out.append(continuation(city=f"Second{i}"))
+    return write_csv(path, out)
+
+
+def actions_of(out: Path, entity: Entity, run_id: str) -> dict[str, str]:
+    versions = history.read_history(out / EXPORTS, entity).to_pandas()
+    mine = versions[versions["run_id"] == run_id]
+    return dict(zip(mine[KEY_COL], mine["action"], strict=True))
+
+
+def key(i: int) -> str:
+    return f'[1,"c{i}@example.com"]'
+
+
+RELABELLED = {"Male": 2, "Female": 1}  # typing only: the input says "Female" throughout
+
+
+def test_a_change_of_typing_is_retyped_and_an_edit_updated(tmp_path: Path) -> None:
+    """Same input but c2's new first name, under other gender labels: c2's version is
+    `updated`, every other customer's `retyped` (raw unchanged, typed gender changed);
+    addresses, typed the same, get none. The report counts them all updated."""
+    out, snaps = tmp_path / "out", tmp_path / "snapshots"
+    _, first = sync(customers_csv(tmp_path / "v1.csv"), out, full=True)
+    edited = customers_csv(tmp_path / "v1-edit.csv", renamed=(2,))
+    _, second = sync(edited, out, full=True, gender_labels=RELABELLED)
+    assert second["status"] == "done", second
+    got = actions_of(out, CUSTOMER, second["run_id"])
+    assert got == {**{key(i): "retyped" for i in range(1, 21) if i != 2},
+                   key(2): "updated"}
+    assert actions_of(out, ADDRESS, second["run_id"]) == {}
+    assert second["counts"]["customer"].get("updated") == 20
+    assert any("19 update(s) `retyped`" in n for n in second["notes"]), second["notes"]
+    assert set(history.read_history(out / EXPORTS, CUSTOMER).to_pandas().query(
+        "action == 'retyped'")["gender"]) == {1}
+    _, third = sync(edited, out, full=True, gender_labels=RELABELLED)
+    assert actions_of(out, CUSTOMER, third["run_id"]) == {}, "typed alike: no version"
+
+    shutil.rmtree(out)  # again, with snapshots: the table as of each run from history
+    runs = []
+    for name, path, labels in (("first", tmp_path / "v1.csv", None),
+                               ("retyped", edited, RELABELLED)):
+        _, report = sync(path, out, full=True, **({"gender_labels": labels} if labels else {}))
+        runs.append((name, take(out, snaps, name, report)))
+    for name, at in runs:
+        for entity in ENTITIES:
+            columns = list(exported(snaps / name, entity).columns)
+            want = rows(exported(snaps / name, entity), columns)
+            assert rows(as_of_pandas(out, entity, at), columns) == want, (name, entity.name)
+            assert rows(as_of_duckdb(out, entity, at), columns) == want, (name, entity.name)
+    assert first["status"] == "done"
+
+
+def test_rows_left_under_an_earlier_typing_are_still_told_apart(
+        tmp_path: Path, target_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An incremental run under new labels re-types only what it receives; the rest keep
+    digests of the first typing, and a later full run still finds them `retyped`. Then a
+    new NORMALISE_VERSION alone changes no typed value: no version at all. On each
+    dialect (the typing contexts are rows of the target)."""
+    out = tmp_path / "out"
+    target = {"target": {"url": target_url}}
+    whole = customers_csv(tmp_path / "all.csv")
+    sync(whole, out, full=True, **target)
+    _, partial_run = sync(customers_csv(tmp_path / "five.csv", upto=5), out, full=False,
+                          gender_labels=RELABELLED, **target)
+    assert set(actions_of(out, CUSTOMER, partial_run["run_id"]).values()) == {"retyped"}
+    _, full_run = sync(whole, out, full=True, gender_labels=RELABELLED, **target)
+    assert actions_of(out, CUSTOMER, full_run["run_id"]) == \
+        {key(i): "retyped" for i in range(6, 21)}
+
+    from magsync.transform import rawdigest
+
+    monkeypatch.setattr(rawdigest, "NORMALISE_VERSION", rawdigest.NORMALISE_VERSION + 1)
+    _, bumped = sync(whole, out, full=True, gender_labels=RELABELLED, **target)
+    assert bumped["status"] == "done", bumped
+    assert bumped["counts"]["customer"] == {"unchanged": 20}
+    assert actions_of(out, CUSTOMER, bumped["run_id"]) == {}
+    _, back = sync(customers_csv(tmp_path / "edit.csv", renamed=(4,)), out, full=True,
+                   **target)
+    assert actions_of(out, CUSTOMER, back["run_id"]) == \
+        {**{key(i): "retyped" for i in range(1, 21) if i != 4}, key(4): "updated"}

@@ -47,7 +47,7 @@ def test_store_from_the_spine_release_upgrades_and_is_unchanged(tmp_path: Path) 
         assert set(counts) <= {"unchanged", "faulted"}, (entity, counts)
     with engine.connect() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM magsync_schema_version"))
-        assert version.scalar_one() == "0005"
+        assert version.scalar_one() == "0006"
         assert conn.execute(sa.text("SELECT count(*) FROM customers")).scalar_one() == 996
     engine.dispose()
 

@@ -52,6 +52,9 @@ class KeyIndex:
         self.raw_known = np.zeros(len(self.hashes), bool) if raw_known is None else \
             np.asarray(raw_known, dtype=bool)
         self._raw_lookup: tuple[np.ndarray, np.ndarray] | None = None
+        # stored rows received again with the same raw values, digested under an earlier
+        # typing context: a change of their typed values is a re-typing (load/typing_context)
+        self.raw_before = np.zeros(len(self.hashes), bool)
 
     @classmethod
     def empty(cls) -> KeyIndex:
