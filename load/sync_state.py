@@ -55,6 +55,7 @@ class Staged:
     plans: Mapping[str, EntityPlan]
     faults: tuple[Fault, ...] = ()
     cursors: Mapping[str, str] = field(default_factory=dict)  # entity -> new cursor value
+    suite_digest: str | None = None  # of the suites that judged `faults`; None: not validated
 
 
 @dataclass
@@ -69,9 +70,10 @@ class StageState:
     # customer key -> (source, line) of the record that won over earlier ones
     replaced_customers: dict[str, tuple[object, object]] = field(default_factory=dict)
     group_ids: set[int] = field(default_factory=set)
+    suite_digest: str | None = None
 
     def staged(self) -> Staged:
         """The frozen result, before delete detection."""
         plans = {name: EntityPlan(index, self.keyless_faults[name], name in self.derived)
                  for name, index in self.indexes.items()}
-        return Staged(plans, tuple(self.faults))
+        return Staged(plans, tuple(self.faults), suite_digest=self.suite_digest)
