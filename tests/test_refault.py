@@ -171,8 +171,13 @@ CHILD = textwrap.dedent("""
 
 def child_run(path: Path, out: Path, **extra: Any) -> dict[str, Any]:
     """A sync in a fresh interpreter: its report, and whether it imported GX."""
-    overrides = {"source": {"kind": "csv", "input": str(path)}, "output_dir": str(out),
-                 "full": True, "max_fault_ratio": 0.9, **extra}
+    return child_sync({"source": {"kind": "csv", "input": str(path)}, "output_dir": str(out),
+                       "full": True, "max_fault_ratio": 0.9, **extra})
+
+
+def child_sync(overrides: dict[str, Any]) -> dict[str, Any]:
+    """A sync of these settings in a fresh interpreter: its report, and whether it
+    imported GX."""
     done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(overrides)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, check=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -192,6 +197,31 @@ def test_an_unchanged_rerun_never_imports_great_expectations(tmp_path: Path) -> 
                                                 else {})}
         for entity, c in first["counts"].items()}
     assert second["report"]["refaulted_unvalidated"] == {"customer": 3, "address": 1}
+
+
+def test_an_unchanged_soap_resync_never_imports_great_expectations(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A network source loads Great Expectations while it waits, but only once a row
+    needs validating."""
+    from magsync.flows.sync_steps import sync_outcome
+    from magsync.magento.emulator import run_emulator
+    from tests.test_soap_sync import KEY, SOAP, simple_store
+
+    monkeypatch.setenv("MAGSYNC_SOURCE__API_KEY", KEY)
+    store = simple_store([1, 3])
+    store.put_customer({"customer_id": 2, "email": "c2@example.com", "website_id": 1,
+                        "store_id": 1, "group_id": 1, "firstname": "Ann",
+                        "lastname": ""})  # faults its validation
+    with run_emulator(store, users={"etl": KEY}) as emu:
+        overrides = {"source": {**SOAP, "url": emu.url}, "output_dir": str(tmp_path / "out"),
+                     "full": True, "max_fault_ratio": 0.9}
+        first, error = sync_outcome(overrides, None)
+        assert error is None, error
+        second = child_sync(overrides)
+    assert first["counts"]["customer"] == {"created": 2, "faulted": 1}
+    assert not second["gx"]
+    assert second["report"]["counts"]["customer"] == {"unchanged": 2, "faulted": 1}
+    assert second["report"]["refaulted_unvalidated"] == {"customer": 1}
 
 
 def _row(stage: str = "validate", rule: str = "email_syntax", column: str | None = "email",
