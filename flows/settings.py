@@ -129,6 +129,7 @@ class Settings(RunSettings):
     full: bool = False
     hard_delete: bool = False
     validation_chunk_rows: int = Field(100_000, ge=1)  # bounds the buffer's memory (bench)
+    # validate unchanged records too, and those still faulted (else re-reported: load/refault.py)
     revalidate: bool = False
     # leave out records whose raw values did not change before typing them (load/raw_skip.py);
     # off only to compare with and measure the full road (tests, bench)

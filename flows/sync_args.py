@@ -36,8 +36,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-fault-ratio", type=float)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--revalidate", action="store_true", default=None,
-                   help="validate every record, not only new and changed ones (after a "
-                        "suite edit)")
+                   help="type and validate every record: also the unchanged ones, and "
+                        "those still faulted as in the last run (re-reported otherwise)")
     p.add_argument("--expectations-dir", type=Path,
                    help="folder of Great Expectations suites (default: the bundled ones)")
     p.add_argument("--wait-lock", type=float, metavar="SECONDS",

@@ -46,7 +46,7 @@ def merge(ctx: RunContext, staged: Staged, *, hard_delete: bool, full: bool,
         with target.begin() as conn:
             for entity in LOAD_ORDER:  # unchanged rows: their raw digest only
                 target.refresh_raw_digests(conn, entity, ctx.staging.digests(entity))
-            target.write_faults(conn, staged.faults, ctx.run_id, now)
+            target.write_faults(conn, staged.faults, ctx.run_id, now, staged.suite_digest)
             for entity in LOAD_ORDER:  # advanced only with the data they describe
                 if entity.name in staged.cursors:
                     target.save_state(conn, entity, staged.cursors[entity.name], ctx.run_id,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from magsync.load.refault import Refaults, StillFaulted
 from magsync.load.report import RunReport
 from magsync.transform.batch import RawBatch
 from magsync.transform.codes import StoreCodes
@@ -41,7 +42,8 @@ CUSTOMER_COLUMNS = ("website_code", "website_id", "store_code", "store_id", "gro
 
 @dataclass
 class RawSkip:
-    """Prepares a run's batches, leaving out the unchanged records when `enabled`."""
+    """Prepares a run's batches, leaving out the unchanged records when `enabled`, and
+    re-reporting those still faulted from `refaults` (load/refault.py)."""
 
     indexes: Mapping[str, KeyIndex]
     report: RunReport
@@ -51,23 +53,29 @@ class RawSkip:
     enabled: bool = True
     # per entity, the earlier typing contexts its stored rows may have been typed under
     earlier: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    refaults: Refaults = field(default_factory=lambda: Refaults({}))
 
     def __post_init__(self) -> None:
         websites = self.codes.websites.ids if self.codes is not None else {}
         self.context = context_digest(self.gender_labels, websites)
 
     def prepare(self, raw: RawBatch) -> Prepared:
-        """prepare() of the batch's records, less the unchanged ones (counted here)."""
+        """prepare() of the batch's records, less the unchanged ones (counted here) and
+        those still faulted (re-reported here)."""
         with self.report.timed("raw digest"):
             digests = raw_digests(raw.frame, self.context)
             before = [] if raw.derived else [raw_digests(raw.frame, context) for context
                                              in self.earlier.get(raw.entity.name, ())]
         full = replace(raw, frame=raw.frame.assign(**{RAW_DIGEST_COL: digests}))
         index = self.indexes[raw.entity.name]
-        pos = index.same_raw(digests) if self.enabled and not raw.derived else None
-        if pos is None or not (pos >= 0).any():
+        if not self.enabled or raw.derived:
             return mark_raw_before(index, raw, self._prepare(full, self.codes), before)
-        skip = pos >= 0
+        again = self.refaults.match(raw.entity.name, digests, index)
+        faulted = np.array([a is not None for a in again], bool)
+        pos = index.same_raw(digests)
+        skip = (pos >= 0) & ~faulted
+        if not skip.any() and not faulted.any():
+            return mark_raw_before(index, raw, self._prepare(full, self.codes), before)
         codes = self.codes
         group_ids: list[int] = []
         if raw.entity is CUSTOMER:
@@ -75,11 +83,13 @@ class RawSkip:
             typed = normalise(CUSTOMER, frame[[c for c in CUSTOMER_COLUMNS
                                                if c in frame.columns]], {}).frame
             if codes is not None:
-                faulted = codes.check(typed)  # learns from every record, in input order
-                skip &= ~frame.index.isin(list(faulted))
+                wrong = frame.index.isin(list(codes.check(typed)))  # learns, in input order
+                skip &= ~wrong
+                faulted &= ~wrong
                 codes = codes.learned()
-            group_ids = typed["group_id"][skip].dropna().astype(int).tolist()
-        rest = self._prepare(replace(full, frame=full.frame[~skip]), codes)
+            validated = faulted & np.array([a is not None and a.validated for a in again])
+            group_ids = typed["group_id"][skip | validated].dropna().astype(int).tolist()
+        rest, faulted = self._prepare_rest(full, skip, faulted, again, codes)
         index.seen[pos[skip]] = True
         n = int(skip.sum())
         rest.received[raw.entity.name] += n
@@ -87,6 +97,35 @@ class RawSkip:
         self.report.skipped[raw.entity.name] += n
         self.group_ids.update(group_ids)
         return mark_raw_before(index, raw, rest, before)
+
+    def _prepare_rest(self, full: RawBatch, skip: np.ndarray, faulted: np.ndarray,
+                      again: list[StillFaulted | None], codes: StoreCodes | None,
+                      ) -> tuple[Prepared, np.ndarray]:
+        """prepare() of the records neither skipped nor re-reported, then the re-reported
+        ones added as faulted; a key that another record of the batch has is typed too."""
+        first = ~(skip | faulted)
+        rest = self._prepare(replace(full, frame=full.frame[first]), codes)
+        if faulted.any():
+            keys = [a.key if a is not None and f else None for a, f in zip(again, faulted,
+                                                                         strict=True)]
+            met = set(rest.frame[KEY_COL].tolist()) | set(rest.faulted_keys)
+            clash = np.array([k is not None and k in met for k in keys], bool)
+            if clash.any():  # typed after all, beside the other record(s) of its key
+                self.report.typed[full.entity.name] -= int(first.sum())
+                faulted &= ~clash
+                rest = self._prepare(replace(full, frame=full.frame[~(skip | faulted)]), codes)
+            self._add_refaulted(full, rest, faulted, again)
+        return rest, faulted
+
+    def _add_refaulted(self, full: RawBatch, rest: Prepared, faulted: np.ndarray,
+                       again: list[StillFaulted | None]) -> None:
+        name = full.entity.name
+        chosen = [a for a, f in zip(again, faulted, strict=True) if a is not None and f]
+        rest.faults.extend(self.refaults.faults(name, full.frame[faulted], chosen))
+        rest.faulted_keys.extend(a.key for a in chosen)
+        rest.received[name] += len(chosen)
+        rest.faulted_records[name] += len(chosen)
+        self.report.refaulted[name] += len(chosen)
 
     def _prepare(self, batch: RawBatch, codes: StoreCodes | None) -> Prepared:
         self.report.typed[batch.entity.name] += len(batch.frame)

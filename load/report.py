@@ -157,6 +157,8 @@ class RunReport:
     # (load/raw_skip.py), per entity: how much of the input a re-sync worked on
     typed: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    # records still faulted as in an earlier run, re-reported unvalidated (load/refault.py)
+    refaulted: Counter[str] = field(default_factory=Counter)
 
     def count(self, entity: str, action: str, n: int = 1) -> None:
         """Adds `n` records of `entity` with `action`."""
@@ -231,6 +233,7 @@ class RunReport:
             "windows": self.windows,
             "typed": dict(sorted(self.typed.items())),
             "skipped_unchanged": dict(sorted(self.skipped.items())),
+            "refaulted_unvalidated": dict(sorted(self.refaulted.items())),
         }
 
     def write_summary(self, report_dir: Path) -> Path:

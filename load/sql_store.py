@@ -314,16 +314,28 @@ class SqlTarget:
         return int(conn.execute(stmt).rowcount)
 
     def write_faults(self, conn: Connection, faults: Sequence[Fault], run_id: str,
-                     now: datetime) -> None:
-        """Appends faults to the fault table."""
+                     now: datetime, suite_digest: str | None = None) -> None:
+        """Appends faults to the fault table, with the suites' digest that judged them."""
         if not faults:
             return
         rows = [{"run_id": run_id, "source": self.source, "entity": f.entity,
                  "record_key": f.key, "stage": str(f.stage), "rule": f.rule,
                  "column_name": f.column, "value": f.value, "message": f.message,
-                 "source_ref": f.source, "source_line": f.source_line, "created_at": now}
+                 "source_ref": f.source, "source_line": f.source_line, "created_at": now,
+                 "raw_digest": f.raw_digest, "suite_digest": suite_digest}
                 for f in faults]
         conn.execute(sa.insert(FAULTS), rows)
+
+    def open_keyed_faults(self) -> list[dict[str, Any]]:
+        """This source's open faults that name their record, in the order written."""
+        columns = [FAULTS.c[n] for n in ("entity", "record_key", "stage", "rule",
+                                         "column_name", "value", "message", "raw_digest",
+                                         "suite_digest")]
+        query = sa.select(*columns).where(
+            FAULTS.c.source == self.source, FAULTS.c.cleared_run_id.is_(None),
+            FAULTS.c.record_key.is_not(None)).order_by(FAULTS.c.id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     def open_faults(self, conn: Connection,
                     before_run: str) -> dict[str, list[tuple[int, str | None]]]:

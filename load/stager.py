@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from magsync.load.raw_skip import RawSkip, stale_digests
+from magsync.load.refault import Refaults, load_refaults
 from magsync.load.run_context import RunContext
 from magsync.load.suppression import skip_suppressed
 from magsync.load.sync_state import DeleteDetection, Staged, StageState, delete_detection
@@ -101,14 +102,15 @@ def stage_all(ctx: RunContext, validator: SuiteValidator | None, options: StageO
     and Great Expectations loaded while the first answers are awaited."""
     if paced:
         options = replace(options, chunk_rows=min(options.chunk_rows, PACED_CHUNK_ROWS))
-        if validator is not None:
-            validator.warm()
+    enabled = options.skip_unchanged and not options.revalidate
     with ctx.report.timed("index"):
         indexes = {e.name: ctx.target.key_index(e) for e in LOAD_ORDER}
-    stager = Stager(ctx, validator, options, StageState(indexes), groups_listed=has_groups)
+        refaults = still_faulted(ctx, validator) if enabled else Refaults({})
+    state = StageState(indexes, suite_digest=validator.digest if validator else None)
+    stager = Stager(ctx, validator, options, state, groups_listed=has_groups, warm=paced)
     batches = skip_suppressed(ctx, batches)  # customers erased on request (magsync forget)
     skip = RawSkip(indexes, ctx.report, stager.state.group_ids, options.gender_labels,
-                   options.codes, enabled=options.skip_unchanged and not options.revalidate)
+                   options.codes, enabled=enabled, refaults=refaults)
     skip.earlier = earlier_contexts(ctx.target, skip.context)
     with ctx.report.timed("stage"):
         for raw in batches:
@@ -121,7 +123,20 @@ def stage_all(ctx: RunContext, validator: SuiteValidator | None, options: StageO
         if not has_groups:
             stager.stage_batch(derived_groups(stager.state.group_ids))
         stager.flush()
+    again = sum(ctx.report.refaulted.values())
+    if again:
+        ctx.report.notes.append(f"{again} record(s) still faulted (unchanged since the last "
+                                "run, not revalidated; --revalidate checks them again)")
     return replace(stager.state.staged(), context=skip.context)
+
+
+def still_faulted(ctx: RunContext, validator: SuiteValidator | None) -> Refaults:
+    """The records this run may re-report from the target's open faults: none without
+    validation (a fault is only re-reported under the suites that raised it)."""
+    if validator is None:
+        return Refaults({})
+    return load_refaults(ctx.target.open_keyed_faults(), validator.digest,
+                         validator.stable_rules)
 
 
 def plan_deletes(ctx: RunContext, staged: Staged, *, full: bool) -> Staged:
@@ -175,9 +190,13 @@ class Stager:
     """Stages one run's batches into `ctx.staging`, gathering `state` as it goes."""
 
     def __init__(self, ctx: RunContext, validator: SuiteValidator | None,
-                 options: StageOptions, state: StageState, *, groups_listed: bool) -> None:
+                 options: StageOptions, state: StageState, *, groups_listed: bool,
+                 warm: bool = False) -> None:
         self.ctx = ctx
         self.validator = validator
+        # a paced source: Great Expectations loads while later answers are awaited, once
+        # a row needs it (an unchanged re-sync never imports it)
+        self.warm = warm
         self.options = options
         self.state = state
         self.groups_listed = groups_listed
@@ -212,6 +231,8 @@ class Stager:
                                                                         unchanged & ~waiting)))
         if entity is GROUP:
             frame = frame.assign(**{DERIVED_COL: prepared.derived})
+        if self.warm and self.validator is not None and waiting.any():
+            self.validator.warm()
         pending = self.pending.setdefault(entity.name, Pending())
         pending.frames.append(where(frame, waiting))
         pending.actions.append(actions[waiting])

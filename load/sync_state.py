@@ -56,6 +56,7 @@ class Staged:
     faults: tuple[Fault, ...] = ()
     cursors: Mapping[str, str] = field(default_factory=dict)  # entity -> new cursor value
     context: str = ""  # the typing context digest of the run (transform/rawdigest.py)
+    suite_digest: str | None = None  # of the suites that judged `faults`; None: not validated
 
 
 @dataclass
@@ -70,9 +71,10 @@ class StageState:
     # customer key -> (source, line) of the record that won over earlier ones
     replaced_customers: dict[str, tuple[object, object]] = field(default_factory=dict)
     group_ids: set[int] = field(default_factory=set)
+    suite_digest: str | None = None
 
     def staged(self) -> Staged:
         """The frozen result, before delete detection."""
         plans = {name: EntityPlan(index, self.keyless_faults[name], name in self.derived)
                  for name, index in self.indexes.items()}
-        return Staged(plans, tuple(self.faults))
+        return Staged(plans, tuple(self.faults), suite_digest=self.suite_digest)

@@ -119,6 +119,10 @@ FAULTS = sa.Table(
     sa.Column("source_line", sa.BigInteger(), nullable=True),
     sa.Column("created_at", timestamp(), nullable=False),
     sa.Column("cleared_run_id", key_string(64), nullable=True),
+    # the faulted record's raw digest and the run's suite digest: an unchanged record
+    # is re-reported from its open faults while both hold (load/refault.py)
+    sa.Column("raw_digest", sa.BigInteger(), nullable=True),
+    sa.Column("suite_digest", key_string(16), nullable=True),
     sa.Index("ix_magsync_faults_key", "source", "entity", "record_key"),
 )
 

@@ -47,7 +47,7 @@ def test_store_from_the_spine_release_upgrades_and_is_unchanged(tmp_path: Path) 
         assert set(counts) <= {"unchanged", "faulted"}, (entity, counts)
     with engine.connect() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM magsync_schema_version"))
-        assert version.scalar_one() == "0006"
+        assert version.scalar_one() == "0007"
         assert conn.execute(sa.text("SELECT count(*) FROM customers")).scalar_one() == 996
     engine.dispose()
 
@@ -82,4 +82,33 @@ def test_0004_adds_a_null_raw_digest_to_the_entity_tables(tmp_path: Path) -> Non
         command.downgrade(cfg, "0003")
     assert all("raw_digest" not in {c["name"] for c in sa.inspect(engine).get_columns(t)}
                for t in tables)
+    engine.dispose()
+
+
+def test_0007_adds_null_digests_to_the_fault_table(tmp_path: Path) -> None:
+    """A store from the spine release gains the faults' raw and suite digests, null on
+    its old faults (their records are validated once more: load/refault.py); 0006 is
+    reachable again by a downgrade."""
+    from alembic import command
+    from alembic.config import Config
+
+    from magsync.load.sql_store import MIGRATIONS
+
+    path = tmp_path / "magsync.sqlite"
+    shutil.copy(FIXTURE, path)
+    SqlTarget(f"sqlite:///{path}", source="default").migrate()
+    engine = sa.create_engine(f"sqlite:///{path}")
+    columns = {c["name"]: c for c in sa.inspect(engine).get_columns("magsync_faults")}
+    assert columns["raw_digest"]["nullable"] and columns["suite_digest"]["nullable"]
+    with engine.connect() as conn:
+        rows, digests = conn.execute(sa.text(
+            "SELECT count(*), count(raw_digest) + count(suite_digest) FROM magsync_faults")).one()
+        assert rows > 0 and digests == 0
+    with engine.begin() as conn:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+    names = {c["name"] for c in sa.inspect(engine).get_columns("magsync_faults")}
+    assert not names & {"raw_digest", "suite_digest"}
     engine.dispose()

@@ -37,6 +37,9 @@ class Fault:
     value: str | None = None  # already redacted when the column is secret
     source: str | None = None  # file path or SOAP endpoint
     source_line: int | None = None  # 1-based physical line, or SOAP page
+    # the record's raw digest (transform/rawdigest.py), stored with the fault: an unchanged
+    # record is re-reported from it without typing or validation (load/refault.py)
+    raw_digest: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict, for reports and the fault table."""

@@ -13,7 +13,15 @@ import numpy as np
 import pandas as pd
 
 from magsync.transform.faults import Fault, Stage, shown_value
-from magsync.transform.schema import ADDRESS, CUSTOMER, KEY_COL, LINE_COL, SOURCE_COL, Entity
+from magsync.transform.schema import (
+    ADDRESS,
+    CUSTOMER,
+    KEY_COL,
+    LINE_COL,
+    RAW_DIGEST_COL,
+    SOURCE_COL,
+    Entity,
+)
 
 
 def plain(value: object) -> object:
@@ -55,6 +63,7 @@ def row_faults(
     secret = column is not None and entity.has(column) and entity.column(column).secret
     messages = [message] * n if isinstance(message, str) else list(message)
     keys, sources, lines = lineage(KEY_COL), lineage(SOURCE_COL), lineage(LINE_COL)
+    digests = lineage(RAW_DIGEST_COL)
     return [
         Fault(
             entity=entity.name,
@@ -66,8 +75,10 @@ def row_faults(
             value=shown_value(plain(value), secret=secret),
             source=None if source is None else str(source),
             source_line=None if line is None else int(line),  # type: ignore[call-overload]
+            raw_digest=None if digest is None else int(digest),  # type: ignore[call-overload]
         )
-        for msg, key, value, source, line in zip(messages, keys, shown, sources, lines, strict=True)
+        for msg, key, value, source, line, digest in zip(messages, keys, shown, sources, lines,
+                                                         digests, strict=True)
     ]
 
 

@@ -20,6 +20,7 @@ from magsync.transform.schema import (
     KEY_COL,
     KEY_MAX_LENGTH,
     LINE_COL,
+    RAW_DIGEST_COL,
     SOURCE_COL,
     Entity,
 )
@@ -82,17 +83,20 @@ def prepare(batch: RawBatch, gender_labels: Mapping[str, int],
         out.faulted_records[fault.entity] += 1
     keyless = keys.isna().to_numpy()
     faulted = keyless | frame.index.isin(list(found))
+    digests = frame[RAW_DIGEST_COL] if RAW_DIGEST_COL in frame.columns else None
     for label in frame.index[faulted]:
         out.faulted_records[entity.name] += 1
         key = keys.at[label]
+        digest = None if digests is None else opt_int(digests.at[label])
         if is_missing(key):
-            out.faults.append(_missing_key(entity, frame, label))
-            out.faults.extend(found.get(label, []))
+            out.faults.extend(dataclasses.replace(f, raw_digest=digest) for f in
+                              [_missing_key(entity, frame, label), *found.get(label, [])])
             out.keyless_faults += 1
         elif len(str(key)) > KEY_MAX_LENGTH:  # no stored record can have it: not keyless
-            out.faults.extend(found[label])
+            out.faults.extend(dataclasses.replace(f, raw_digest=digest) for f in found[label])
         else:
-            out.faults.extend(dataclasses.replace(f, key=str(key)) for f in found[label])
+            out.faults.extend(dataclasses.replace(f, key=str(key), raw_digest=digest)
+                              for f in found[label])
             out.faulted_keys.append(str(key))
     good = frame[~faulted].copy()
     good[HASH_COL] = row_hashes(entity, good)

@@ -38,10 +38,12 @@ from magsync.transform.schema import (
     KEY_COL,
     LINE_COL,
     LOAD_ORDER,
+    RAW_DIGEST_COL,
     SOURCE_COL,
     Entity,
     Kind,
 )
+from magsync.transform.suite_identity import row_local, suite_digest
 
 # The suites shipped with magsync (expectations/, installed as magsync/expectations).
 BUNDLED_SUITES = Path(__file__).resolve().parent.parent / "expectations"
@@ -102,6 +104,9 @@ class _Suite:
     data: dict[str, Any]  # the suite's JSON, parameters resolved
     columns: frozenset[str]  # every column the suite reads
     whole_table: bool  # a table-level expectation looks at the frame's columns
+    # (rule, column) of the faults a row gets from its own values alone, whatever the
+    # run's other rows or start: those a re-sync may re-report unvalidated (load/refault.py)
+    stable: frozenset[tuple[str, str | None]] = frozenset()
 
 
 class SuiteValidator:
@@ -122,7 +127,9 @@ class SuiteValidator:
         self._started = started
         self._params: dict[str, object] = {**(params or {}), "run_started": started}
         self._suite_dir = suite_dir
-        self._suites = {e.name: self._read(suite_dir, e) for e in entities}
+        raw: dict[str, dict[str, Any]] = {}
+        self._suites = {e.name: self._read(suite_dir, e, raw) for e in entities}
+        self.digest = suite_digest(raw)  # stored with each fault (load/refault.py)
         self._context: Any = None
         self._source: Any = None
         self._definitions: dict[str, gx.ValidationDefinition] = {}
@@ -146,16 +153,26 @@ class SuiteValidator:
             except Exception:  # noqa: BLE001 (raised again, in the caller, by validate)
                 return
 
-    def _read(self, suite_dir: Path, entity: Entity) -> _Suite:
+    def _read(self, suite_dir: Path, entity: Entity, raw: dict[str, dict[str, Any]]) -> _Suite:
         data = load_suite(suite_dir / f"{entity.name}.json")
+        raw[entity.name] = json.loads(json.dumps(data))  # as written, before resolving
         columns: set[str] = set()
         whole_table = False
+        local: set[tuple[str, str | None]] = set()
+        other: set[tuple[str, str | None]] = set()
         for exp in data.get("expectations", []):
-            exp["kwargs"] = _resolve(entity, exp.get("kwargs", {}), self._params)
+            kwargs = exp.get("kwargs", {})
+            has_param = any(_param_name(v) is not None for v in kwargs.values())
+            exp["kwargs"] = _resolve(entity, kwargs, self._params)
             columns |= _columns_read(exp["kwargs"])
             whole_table |= str(exp.get("type", "")).startswith(_WHOLE_TABLE)
+            (local if row_local(exp, has_param) else other).add(_fault_id(exp))
         _check_columns(entity, columns, suite_dir)
-        return _Suite(data, frozenset(columns), whole_table)
+        return _Suite(data, frozenset(columns), whole_table, frozenset(local - other))
+
+    def stable_rules(self, entity: str) -> frozenset[tuple[str, str | None]]:
+        """(rule, column) of the entity's faults that depend on the record alone."""
+        return self._suites[entity].stable if entity in self._suites else frozenset()
 
     def _definition(self, entity: Entity) -> gx.ValidationDefinition:
         """The entity's GX validation definition, built at its first use."""
@@ -285,6 +302,14 @@ def _gx_view(entity: Entity, df: pd.DataFrame, prepared: _Suite) -> pd.DataFrame
     return view.assign(**dates) if dates else view
 
 
+def _fault_id(exp: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(rule, column) of the faults an expectation raises, as `_faults` names them."""
+    kwargs = exp.get("kwargs") or {}
+    cols = sorted(_columns_read({k: v for k, v in kwargs.items() if k != "row_condition"}))
+    rule = (exp.get("meta") or {}).get("rule") or exp.get("type")
+    return str(rule), ",".join(cols) or None
+
+
 def _columns_read(kwargs: Mapping[str, Any]) -> set[str]:
     """The columns an expectation reads, row condition included."""
     cols = {kwargs[k] for k in ("column", "column_A", "column_B") if isinstance(kwargs.get(k), str)}
@@ -356,7 +381,7 @@ def _faults(
     kwargs = _config(res).kwargs
     cols = sorted(_columns_read({k: v for k, v in kwargs.items() if k != "row_condition"}))
     column = ",".join(cols) or None
-    lineage = [c for c in (KEY_COL, SOURCE_COL, LINE_COL) if c in df.columns]
+    lineage = [c for c in (KEY_COL, SOURCE_COL, LINE_COL, RAW_DIGEST_COL) if c in df.columns]
     rows = df.loc[labels, list(dict.fromkeys([*cols, *lineage]))]
     if len(cols) == 1:
         values: list[object] = rows[cols[0]].tolist()
