@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from tests.launcher import Launcher
 from tests.prefect_server import BIN, PrefectServer, quiet_env
 from tests.synchelp import REPORTS
 
@@ -105,7 +106,7 @@ def records(out: Path) -> tuple[list[tuple], dict[str, Any]]:
 
 
 def test_tracked_and_untracked_runs_agree(prefect_server: PrefectServer,
-                                          tmp_path: Path) -> None:
+                                          cli_launcher: Launcher, tmp_path: Path) -> None:
     tracked_out, untracked_out = tmp_path / "tracked", tmp_path / "untracked"
     run = watched(prefect_server.env, tmp_path / "probe.json", *sample_sync(tracked_out))
     assert run.returncode == 0, run.stderr[-3000:]
@@ -116,10 +117,11 @@ def test_tracked_and_untracked_runs_agree(prefect_server: PrefectServer,
     assert found["tasks"] == [["export", "COMPLETED"], ["guards", "COMPLETED"],
                               ["merge", "COMPLETED"], ["stage", "COMPLETED"]]
 
-    env = quiet_env(tmp_path / "home")
-    done = subprocess.run([str(BIN / "magsync"), *sample_sync(untracked_out)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    # Untracked, forked from the CLI launcher (no Prefect API; test_untracked_run_starts_no_
+    # server proves what an untracked process does and does not start).
+    done = cli_launcher.run(*sample_sync(untracked_out), logs=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.startswith("untracked run: no Prefect API configured"), done.stderr
     assert flow_runs(prefect_server, untracked_out) == []
     assert records(tracked_out) == records(untracked_out)
 
