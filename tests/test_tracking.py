@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.launcher import Launcher
-from tests.prefect_server import BIN, PrefectServer, quiet_env
+from tests.prefect_server import PrefectServer, api_client, quiet_env
 from tests.synchelp import REPORTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,23 +77,16 @@ def test_help_loads_nothing_heavy(tmp_path: Path, args: list[str]) -> None:
 
 def flow_runs(server: PrefectServer, out: Path) -> list[dict[str, Any]]:
     """The server's flow runs of `out` (by their output_dir parameter) with task runs."""
-    script = f"""
-import json
-from prefect.client.orchestration import get_client
-with get_client(sync_client=True) as client:
     found = []
-    for fr in client.read_flow_runs():
-        if (fr.parameters.get("overrides") or {{}}).get("output_dir") != {str(out)!r}:
-            continue
-        tasks = client.read_task_runs()
-        found.append({{"flow": client.read_flow(fr.flow_id).name, "state": fr.state_type.value,
-                       "tasks": sorted((t.name.rsplit("-", 1)[0], t.state_type.value)
-                                       for t in tasks if t.flow_run_id == fr.id)}})
-print(json.dumps(found))
-"""
-    done = subprocess.run([str(BIN / "python"), "-c", script], env=server.env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=True)
-    found: list[dict[str, Any]] = json.loads(done.stdout.splitlines()[-1])
+    with api_client(server) as client:
+        for fr in client.read_flow_runs():
+            if (fr.parameters.get("overrides") or {}).get("output_dir") != str(out):
+                continue
+            tasks = client.read_task_runs()
+            found.append({"flow": client.read_flow(fr.flow_id).name,
+                          "state": fr.state_type.value,
+                          "tasks": sorted([t.name.rsplit("-", 1)[0], t.state_type.value]
+                                          for t in tasks if t.flow_run_id == fr.id)})
     return found
 
 
