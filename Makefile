@@ -37,8 +37,11 @@ typecheck: $(STAMP)
 	@for d in flows extract transform load magento; do ln -sfn ../../$$d .typecheck/magsync/$$d; done
 	$(VENV)/bin/mypy --cache-dir $(VENV)/.mypy_cache
 
+# Three workers on two cores: the end-to-end tests spend much of their time waiting (a
+# killed run's heartbeats running out, workers polling the server, held runs), and a third
+# worker keeps both cores busy meanwhile.
 pytest: $(STAMP)
-	$(VENV)/bin/pytest -q -n 2 --dist worksteal --durations=25
+	$(VENV)/bin/pytest -q -n 3 --dist worksteal --durations=25
 
 bench: $(STAMP)
 	$(PY) -m bench.run --scale $(SCALE)

@@ -15,9 +15,11 @@ from __future__ import annotations
 import gc
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from tests.prefect_server import BIN, PrefectServer, group_alive
@@ -53,6 +55,7 @@ def serve() -> None:
         pid = os.fork()
         if pid == 0:  # the child: a `magsync` process from here on
             signal.alarm(300)
+            os.environ.update(job.get("env", {}))
             for fd, path in ((1, job["stdout"]), (2, job["stderr"])):
                 target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
                 os.dup2(target, fd)
@@ -72,18 +75,39 @@ class Launcher:
             cwd=ROOT, env=server.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             text=True, start_new_session=True)
 
-    def run(self, *args: str, logs: Path) -> subprocess.CompletedProcess[str]:
-        """One `magsync` run; its output goes through files under `logs`."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+    def run(self, *args: str, logs: Path, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        """One `magsync` run, `env` added to the launcher's environment; its output goes
+        through files under `logs`."""
         out, err = logs / "stdout.txt", logs / "stderr.txt"
-        job = {"argv": list(args), "stdout": str(out), "stderr": str(err)}
+        code = self._run(list(args), str(out), str(err), env or {})
+        return subprocess.CompletedProcess(["magsync", *args], code,
+                                           out.read_text(errors="replace"),
+                                           err.read_text(errors="replace"))
+
+    def run_on_terminal(self, *args: str) -> tuple[int, str]:
+        """One `magsync` run with its stdout and stderr on a pseudo-terminal (isatty, a
+        width), as from an interactive shell; its exit code and all it wrote there."""
+        master, slave = pty.openpty()
+        chunks: list[bytes] = []
+        reader = threading.Thread(target=_drain, args=(master, chunks), daemon=True)
+        reader.start()  # a full terminal buffer would block the run
+        try:
+            code = self._run(list(args), os.ttyname(slave), os.ttyname(slave), {})
+        finally:
+            os.close(slave)  # the child's copies are closed: the reader sees the end
+            reader.join(timeout=60)
+            os.close(master)
+        return code, b"".join(chunks).decode(errors="replace")
+
+    def _run(self, argv: list[str], stdout: str, stderr: str, env: dict[str, str]) -> int:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        job = {"argv": argv, "stdout": stdout, "stderr": stderr, "env": env}
         self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
         code = self.proc.stdout.readline()
         assert code, "the launcher died"
-        return subprocess.CompletedProcess(["magsync", *args], int(code),
-                                           out.read_text(errors="replace"),
-                                           err.read_text(errors="replace"))
+        return int(code)
 
     def close(self) -> None:
         """Ends the launcher and checks it left no process behind."""
@@ -91,3 +115,15 @@ class Launcher:
         self.proc.stdin.close()
         self.proc.wait(timeout=60)
         assert not group_alive(self.proc.pid), "a run left a process behind"
+
+
+def _drain(master: int, chunks: list[bytes]) -> None:
+    """Reads a pseudo-terminal until every writer has closed it."""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: no writer left
+            return
+        if not data:
+            return
+        chunks.append(data)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BIN = Path(sys.executable).parent
 
@@ -48,9 +49,12 @@ def quiet_env(home: Path) -> dict[str, str]:
 def _start(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     """`prefect server start` in its own process group, its log in `home`; once healthy."""
     port = free_port()
+    # No scheduler service: no test reads the runs it would make ahead from the deployments'
+    # crons (a hundred per deployment, written to the server's database: CPU for nothing).
+    env = {**quiet_env(home), "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false"}
     with (home / "server.log").open("wb") as log:
         proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host",
-                                 "127.0.0.1", "--port", str(port)], env=quiet_env(home),
+                                 "127.0.0.1", "--port", str(port)], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     api = f"http://127.0.0.1:{port}/api"
     try:
@@ -151,6 +155,16 @@ def group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@contextmanager
+def api_client(server: PrefectServer) -> Iterator[Any]:
+    """A synchronous Prefect client of `server` in this process: reading what a run left on
+    the server needs no interpreter of its own (a Prefect import, seconds, each time)."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(server.api_url) as client:
+        yield client
 
 
 def no_server(home: Path) -> PrefectServer:

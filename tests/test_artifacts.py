@@ -19,27 +19,11 @@ from magsync.load.report import RecordsWriter
 from magsync.load.report_digest import fault_rows, md, summary_markdown
 from magsync.transform.faults import REDACTED, Fault, Stage
 from tests.csvbuild import address_fields, customer_row, write_csv
-from tests.prefect_server import BIN, PrefectServer
+from tests.prefect_server import BIN, PrefectServer, api_client
 from tests.synchelp import REPORTS
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFECT_INFO = ("Beginning flow run", "View at", "Finished in state")
-
-READ_ARTIFACTS = """
-import json, sys
-from uuid import UUID
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-out = sys.argv[1]
-with get_client(sync_client=True) as client:
-    (run,) = [r for r in client.read_flow_runs()
-              if (r.parameters.get("overrides") or {}).get("output_dir") == out]
-    found = client.read_artifacts(
-        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
-    print(json.dumps([{"type": a.type, "key": a.key, "data": a.data,
-                       "flow_run_id": str(a.flow_run_id)} for a in found]))
-"""
-
 
 def planted(folder: Path) -> Path:
     """A small CE export: good customers with addresses, and planted faults."""
@@ -59,11 +43,16 @@ def run_magsync(server: PrefectServer, *args: str) -> subprocess.CompletedProces
 
 
 def artifacts(server: PrefectServer, out: Path) -> list[dict[str, Any]]:
-    done = subprocess.run([str(BIN / "python"), "-c", READ_ARTIFACTS, str(out)], cwd=ROOT,
-                          env=server.env, capture_output=True, text=True, timeout=120,
-                          check=True)
-    found: list[dict[str, Any]] = json.loads(done.stdout.splitlines()[-1])
-    return found
+    """The artifacts of the flow run of `out` (by its output_dir parameter)."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with api_client(server) as client:
+        (run,) = [r for r in client.read_flow_runs()
+                  if (r.parameters.get("overrides") or {}).get("output_dir") == str(out)]
+        found = client.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+    return [{"type": a.type, "key": a.key, "data": a.data, "flow_run_id": str(a.flow_run_id)}
+            for a in found]
 
 
 def markdown_counts(markdown: str) -> dict[str, dict[str, int]]:

@@ -17,29 +17,22 @@ import pytest
 import sqlalchemy as sa
 
 from magsync.magento.emulator import generated_store, run_emulator
-from tests.prefect_server import BIN, PrefectServer, group_alive
+from tests.prefect_server import BIN, PrefectServer, api_client, group_alive
 from tests.servers import fresh_database
 from tests.test_fleet import KEY, cli, fleet_toml, worker
 
 CUSTOMERS = 6
 
 
-def flow_run_states(env: dict[str, str], deployment: str) -> list[str]:
+def flow_run_states(server: PrefectServer, deployment: str) -> list[str]:
     """The state types of the deployment's flow runs, oldest first."""
-    script = f"""
-import json
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
-from prefect.client.schemas.sorting import FlowRunSort
-with get_client(sync_client=True) as client:
-    runs = client.read_flow_runs(deployment_filter=DeploymentFilter(
-        name=DeploymentFilterName(any_=[{deployment!r}])), sort=FlowRunSort.START_TIME_ASC)
-    print(json.dumps([r.state_type.value if r.state_type else None for r in runs]))
-"""
-    done = subprocess.run([str(BIN / "python"), "-c", script], env=env, capture_output=True,
-                          text=True, timeout=120, check=True)
-    states: list[str] = json.loads(done.stdout.splitlines()[-1])
-    return states
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with api_client(server) as client:
+        runs = client.read_flow_runs(deployment_filter=DeploymentFilter(
+            name=DeploymentFilterName(any_=[deployment])), sort=FlowRunSort.START_TIME_ASC)
+    return [r.state_type.value if r.state_type else None for r in runs]
 
 
 @pytest.mark.slow
@@ -90,5 +83,6 @@ def test_killed_worker_run_is_crashed_and_a_rerun_converges(prefect_server: Pref
         engine.dispose()
     assert landed == CUSTOMERS
     assert "done" in runs
-    started = [s for s in flow_run_states(env, name) if s != "SCHEDULED"]  # not the cron's
+    started = [s for s in flow_run_states(prefect_server, name)
+               if s != "SCHEDULED"]  # not the cron's
     assert started == ["CRASHED", "COMPLETED"]

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,23 +236,22 @@ def test_sigkilled_process_resumes(tmp_path: Path) -> None:
     rows = dataset(90)[:90]
     src = write_export(tmp_path / "src", rows)
     out = tmp_path / "out"
-    code = ("import sys; from magsync.flows.migrate import load_migrate_settings, run_migrate;"
-            "run_migrate(load_migrate_settings(source={'kind': 'csv', 'input': sys.argv[1]},"
-            "target={'url': sys.argv[2], 'api_user': 'etl', 'multicall_size': 5},"
-            "output_dir=sys.argv[3]), tasks=False)")
     # A slow store keeps the kill well inside the run.
     with run_emulator(empty_store(), users={"etl": KEY},
                       latency=Latency(per_request=0.01)) as target:
-        proc = subprocess.Popen([sys.executable, "-c", code, str(src), target.url, str(out)],
-                                cwd=ROOT, env={**os.environ}, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        pid = forked_migration(load_migrate_settings(
+            source={"kind": "csv", "input": str(src)},
+            target={"url": target.url, "api_user": "etl", "multicall_size": 5},
+            output_dir=str(out)))
         deadline = time.monotonic() + 60
-        while target.store.counts()[0] < 30 and proc.poll() is None \
-                and time.monotonic() < deadline:
+        ended = 0
+        while target.store.counts()[0] < 30 and not ended and time.monotonic() < deadline:
+            ended, status = os.waitpid(pid, os.WNOHANG)
             time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
+        if not ended:
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
         assert 30 <= target.store.counts()[0] < 90
         s = settings(out, target, csv_source(src))
         resumed = run_migrate(s, tasks=False)
@@ -261,6 +259,22 @@ def test_sigkilled_process_resumes(tmp_path: Path) -> None:
         assert clean(run_verify(s)) == []
         assert target.store.counts() == (90, sum(len(a) for _, a in rows))
         assert max(emails(target.store).values()) == 1
+
+
+def forked_migration(s: MigrateSettings) -> int:
+    """A migration in a forked child (this process's imports, no start-up), to be killed
+    from outside; its pid. The child never returns into pytest."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            run_migrate(s, tasks=False)
+            code = 0
+        except BaseException:  # noqa: BLE001 - report anything, then leave
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return pid
 
 
 @pytest.mark.parametrize("after_processing", [True, False])

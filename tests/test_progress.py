@@ -1,17 +1,13 @@
 """The reading progress: the meter's arithmetic and its line as pure functions, bytes
 counted as the CSV reader takes them (compressed bytes for gzip), and the line on a real
-pseudo-terminal, never without one or with --quiet."""
+pseudo-terminal, never without one or with --quiet. The runs are forked from the CLI
+launcher (tests/launcher.py): what is tested is where the output goes, not start-up."""
 
 from __future__ import annotations
 
 import gzip
 import io
-import os
-import pty
 import re
-import select
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +25,7 @@ from magsync.extract.progress import (
     size,
 )
 from tests.csvbuild import address_fields, customer_row, write_csv
-from tests.prefect_server import BIN, PrefectServer
+from tests.launcher import Launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
@@ -148,44 +144,20 @@ def test_bytes_are_counted_as_the_reader_takes_them(tmp_path: Path, gzipped: boo
         assert seen[0].bytes_read < source.bytes.total  # counted as read, not at open
 
 
-def pty_run(env: dict[str, str], *args: str) -> str:
-    """`magsync ARGS` with its stdout and stderr on a pseudo-terminal; all it wrote."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([str(BIN / "magsync"), *args], cwd=ROOT, env=env,
-                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
-    os.close(slave)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 1)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-        assert proc.wait(timeout=60) == 0, b"".join(chunks).decode(errors="replace")
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return b"".join(chunks).decode(errors="replace")
-
-
 def sample_args(out: Path, *more: str) -> list[str]:
     return ["sync", "--input", str(SAMPLE), "--full", "--output-dir", str(out),
             "--batch-size", "100", *more]
 
 
-def test_progress_line_on_a_terminal(untracked: PrefectServer, tmp_path: Path) -> None:
-    shown = pty_run(untracked.env, *sample_args(tmp_path / "out"))
+def on_terminal(launcher: Launcher, *args: str) -> str:
+    """`magsync ARGS` with its stdout and stderr on a pseudo-terminal; all it wrote."""
+    code, shown = launcher.run_on_terminal(*args)
+    assert code == 0, shown
+    return shown
+
+
+def test_progress_line_on_a_terminal(cli_launcher: Launcher, tmp_path: Path) -> None:
+    shown = on_terminal(cli_launcher, *sample_args(tmp_path / "out"))
     assert "\rreading: " in shown
     assert "customer " in shown.split("\rreading: ", 1)[1]
     assert " of " in shown and "ETA" in shown  # bytes of a known size
@@ -193,16 +165,13 @@ def test_progress_line_on_a_terminal(untracked: PrefectServer, tmp_path: Path) -
     table = re.search(r"run \S+: done", shown)
     assert table is not None
     assert shown.index(CLEAR) < table.start()  # erased before the end-of-run table
-    quiet = pty_run(untracked.env, *sample_args(tmp_path / "quiet", "--quiet"))
+    quiet = on_terminal(cli_launcher, *sample_args(tmp_path / "quiet", "--quiet"))
     assert "reading: " not in quiet and "\x1b[K" not in quiet
     assert "customer" in quiet  # the table still shows
 
 
-def test_no_progress_line_without_a_terminal(untracked: PrefectServer,
-                                             tmp_path: Path) -> None:
-    done = subprocess.run([str(BIN / "magsync"), *sample_args(tmp_path / "out")], cwd=ROOT,
-                          env=untracked.env, capture_output=True, text=True, timeout=300,
-                          check=False)
+def test_no_progress_line_without_a_terminal(cli_launcher: Launcher, tmp_path: Path) -> None:
+    done = cli_launcher.run(*sample_args(tmp_path / "out"), logs=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "reading: " not in done.stderr + done.stdout
     assert "\r" not in done.stderr and "\x1b" not in done.stderr

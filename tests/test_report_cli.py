@@ -1,5 +1,6 @@
-"""`magsync runs`, `magsync report` and `sync --json` in a subprocess, against a real
-Prefect server on loopback."""
+"""`magsync sync --json` in a subprocess against a real Prefect server on loopback, then
+`magsync runs` and `magsync report` on its output, forked from the CLI launcher
+(tests/launcher.py): they read files and the target, never Prefect."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from magsync.load.report import RecordsWriter, RunReport
 from tests.csvbuild import address_fields, customer_row, write_csv
+from tests.launcher import Launcher
 from tests.prefect_server import BIN, PrefectServer, group_alive
 from tests.synchelp import REPORTS
 
@@ -43,7 +45,8 @@ def a_migration(out: Path) -> str:
     return run_id
 
 
-def test_sync_json_runs_and_report(prefect_server: PrefectServer, tmp_path: Path) -> None:
+def test_sync_json_runs_and_report(prefect_server: PrefectServer, cli_launcher: Launcher,
+                                   tmp_path: Path) -> None:
     rows = [customer_row(f"c{i}@example.com", **address_fields()) for i in range(3)]
     rows.append(customer_row("bad@example.com", dob="nope"))
     src = write_csv(tmp_path / "in.csv", rows)
@@ -58,7 +61,13 @@ def test_sync_json_runs_and_report(prefect_server: PrefectServer, tmp_path: Path
     assert summary["counts"]["customer"] == {"created": 3, "faulted": 1}
     migration = a_migration(out)
 
-    listed = magsync(prefect_server, "runs", "--output-dir", str(out))
+    def forked(*args: str, env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess[str]:
+        logs = tmp_path / f"logs-{len(list(tmp_path.glob('logs-*')))}"
+        logs.mkdir()
+        return cli_launcher.run(*args, logs=logs, env=env)
+
+    listed = forked("runs", "--output-dir", str(out))
     assert listed.returncode == 0, listed.stderr[-3000:]
     lines = [line.split("\t") for line in listed.stdout.splitlines()]
     assert lines[0] == ["run_id", "started", "status", "counts", "faults", "kind"]
@@ -68,23 +77,23 @@ def test_sync_json_runs_and_report(prefect_server: PrefectServer, tmp_path: Path
         (run_id, "done", f"created {created}", "1", "sync"),
         (migration, "done", "created 4", "1", "migrate")]
 
-    shown = magsync(prefect_server, "report", run_id, "--output-dir", str(out))
+    shown = forked("report", run_id, "--output-dir", str(out))
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert shown.stdout.startswith(f"run {run_id}: done\n")
     assert f"page: {folder / 'index.html'}" in shown.stdout
-    as_json = magsync(prefect_server, "report", run_id, "--json", "--output-dir", str(out))
+    as_json = forked("report", run_id, "--json", "--output-dir", str(out))
     assert json.loads(as_json.stdout) == summary
 
     opened = tmp_path / "opened.txt"
     browser = tmp_path / "browser.sh"
     browser.write_text(f'#!/bin/sh\nprintf %s "$1" > {opened}\n')
     browser.chmod(0o755)
-    run = magsync(prefect_server, "report", run_id, "--open", "--output-dir", str(out),
-                  env={"BROWSER": f"{browser} %s"})
+    run = forked("report", run_id, "--open", "--output-dir", str(out),
+                 env={"BROWSER": f"{browser} %s"})
     assert run.returncode == 0, run.stderr[-3000:]
     assert opened.read_text() == (folder / "index.html").resolve().as_uri()
 
-    missing = magsync(prefect_server, "report", "nope", "--output-dir", str(out))
+    missing = forked("report", "nope", "--output-dir", str(out))
     assert missing.returncode == 2
     assert missing.stderr.strip().endswith(f"magsync: no run nope in {out / REPORTS} or "
                                            "the target")

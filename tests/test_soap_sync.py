@@ -1,4 +1,4 @@
-"""The SOAP source end to end: real HTTP against the emulator on loopback, the real flow."""
+"""The SOAP source end to end: real HTTP against the emulator on loopback, the flow's steps."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from magsync.magento.emulator.handler import SessionTable
 from magsync.transform.batch import RawBatch
 from magsync.transform.errors import ConfigError, SourceFatalError
 from tests.prefect_server import BIN, PrefectServer, group_alive
-from tests.synchelp import ENTITY_TABLES, db, records, sync
+from tests.synchelp import ENTITY_TABLES, Finished, db, records, sync
 from tests.test_cli import magsync
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,15 +57,23 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
     return KEY
 
 
-def soap_sync(url: str, out: Path, source: dict[str, Any] | None = None,
-              **settings: Any) -> tuple[Any, dict[str, Any]]:
-    """One SOAP sync through the real Prefect flow; the key comes from the environment."""
-    from magsync.flows.sync import sync_flow
+def soap_sync(url: str, out: Path, source: dict[str, Any] | None = None, *,
+              tracked: bool = False, **settings: Any) -> tuple[Any, dict[str, Any]]:
+    """One SOAP sync, its final state and report; the key comes from the environment. The
+    flow's steps in-process as an untracked `magsync sync` runs them (tests/test_tracking.py
+    proves a tracked run ends the same), or (`tracked`, under prefect_harness) the real
+    Prefect flow."""
+    from magsync.flows.sync_steps import sync_outcome
 
     overrides = {"source": {**SOAP, "url": url, **(source or {})}, "output_dir": str(out),
                  **settings}
-    state = sync_flow(overrides, return_state=True)
-    return state, state.result(raise_on_failure=False)
+    if tracked:
+        from magsync.flows.sync import sync_flow
+
+        state = sync_flow(overrides, return_state=True)
+        return state, state.result(raise_on_failure=False)
+    report, error = sync_outcome(overrides, None)
+    return Finished(report, error), report
 
 
 def actions(report: dict[str, Any]) -> set[tuple[str, str, str]]:
@@ -261,7 +269,7 @@ def shared_columns(out: Path) -> tuple[dict[tuple[Any, ...], tuple[Any, ...]],
     return customers, {k: sorted(v, key=repr) for k, v in addresses.items()}
 
 
-@pytest.mark.usefixtures("prefect_harness", "api_key")
+@pytest.mark.usefixtures("api_key")
 def test_soap_and_csv_syncs_of_the_sample_agree(tmp_path: Path) -> None:
     state, _ = sync(ROOT / "data" / "sample", tmp_path / "csv", full=True)
     assert state.is_completed(), state.message
@@ -294,14 +302,16 @@ def test_api_key_from_a_prefect_secret_block(tmp_path: Path,
     Secret(value=KEY).save("magsync-test-key", overwrite=True)
     with run_emulator(simple_store([1, 2]), users={"etl": KEY}) as emu:
         state, report = soap_sync(emu.url, tmp_path / "out",
-                                  {"api_key_block": "magsync-test-key"}, full=True)
+                                  {"api_key_block": "magsync-test-key"}, tracked=True,
+                                  full=True)
         assert state.is_completed(), state.message
         assert report["counts"]["customer"] == {"created": 2}
-        state, _ = soap_sync(emu.url, tmp_path / "out", {"api_key_block": "no-such-block"})
+        state, _ = soap_sync(emu.url, tmp_path / "out", {"api_key_block": "no-such-block"},
+                             tracked=True)
         assert state.is_failed() and "no Prefect Secret block" in state.message
 
 
-@pytest.mark.usefixtures("prefect_harness", "api_key")
+@pytest.mark.usefixtures("api_key")
 def test_incremental_sees_exactly_the_edits_then_full_sees_the_rest(tmp_path: Path) -> None:
     store = generated_store(300, seed=5)
     store.clock = lambda: T0
@@ -344,7 +354,7 @@ def test_incremental_sees_exactly_the_edits_then_full_sees_the_rest(tmp_path: Pa
                               *{("address", "deleted", f"[{aid}]") for aid in gone}}
 
 
-@pytest.mark.usefixtures("prefect_harness", "api_key")
+@pytest.mark.usefixtures("api_key")
 def test_injected_faults_end_with_the_same_content(tmp_path: Path) -> None:
     store = generated_store(250, seed=11)
     with run_emulator(store, users={"etl": KEY}) as emu:

@@ -12,7 +12,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from tests.prefect_server import BIN, PrefectServer, quiet_env
+from tests.launcher import Launcher
+from tests.prefect_server import PrefectServer, api_client, quiet_env
 from tests.synchelp import REPORTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,23 +77,16 @@ def test_help_loads_nothing_heavy(tmp_path: Path, args: list[str]) -> None:
 
 def flow_runs(server: PrefectServer, out: Path) -> list[dict[str, Any]]:
     """The server's flow runs of `out` (by their output_dir parameter) with task runs."""
-    script = f"""
-import json
-from prefect.client.orchestration import get_client
-with get_client(sync_client=True) as client:
     found = []
-    for fr in client.read_flow_runs():
-        if (fr.parameters.get("overrides") or {{}}).get("output_dir") != {str(out)!r}:
-            continue
-        tasks = client.read_task_runs()
-        found.append({{"flow": client.read_flow(fr.flow_id).name, "state": fr.state_type.value,
-                       "tasks": sorted((t.name.rsplit("-", 1)[0], t.state_type.value)
-                                       for t in tasks if t.flow_run_id == fr.id)}})
-print(json.dumps(found))
-"""
-    done = subprocess.run([str(BIN / "python"), "-c", script], env=server.env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=True)
-    found: list[dict[str, Any]] = json.loads(done.stdout.splitlines()[-1])
+    with api_client(server) as client:
+        for fr in client.read_flow_runs():
+            if (fr.parameters.get("overrides") or {}).get("output_dir") != str(out):
+                continue
+            tasks = client.read_task_runs()
+            found.append({"flow": client.read_flow(fr.flow_id).name,
+                          "state": fr.state_type.value,
+                          "tasks": sorted([t.name.rsplit("-", 1)[0], t.state_type.value]
+                                          for t in tasks if t.flow_run_id == fr.id)})
     return found
 
 
@@ -105,7 +99,7 @@ def records(out: Path) -> tuple[list[tuple], dict[str, Any]]:
 
 
 def test_tracked_and_untracked_runs_agree(prefect_server: PrefectServer,
-                                          tmp_path: Path) -> None:
+                                          cli_launcher: Launcher, tmp_path: Path) -> None:
     tracked_out, untracked_out = tmp_path / "tracked", tmp_path / "untracked"
     run = watched(prefect_server.env, tmp_path / "probe.json", *sample_sync(tracked_out))
     assert run.returncode == 0, run.stderr[-3000:]
@@ -116,10 +110,11 @@ def test_tracked_and_untracked_runs_agree(prefect_server: PrefectServer,
     assert found["tasks"] == [["export", "COMPLETED"], ["guards", "COMPLETED"],
                               ["merge", "COMPLETED"], ["stage", "COMPLETED"]]
 
-    env = quiet_env(tmp_path / "home")
-    done = subprocess.run([str(BIN / "magsync"), *sample_sync(untracked_out)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    # Untracked, forked from the CLI launcher (no Prefect API; test_untracked_run_starts_no_
+    # server proves what an untracked process does and does not start).
+    done = cli_launcher.run(*sample_sync(untracked_out), logs=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.startswith("untracked run: no Prefect API configured"), done.stderr
     assert flow_runs(prefect_server, untracked_out) == []
     assert records(tracked_out) == records(untracked_out)
 
