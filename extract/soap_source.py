@@ -33,6 +33,7 @@ from magsync.magento.errors import (
     Translation,
 )
 from magsync.magento.errors import translated as translated_as
+from magsync.magento.table import Table
 from magsync.transform.batch import RawBatch
 from magsync.transform.errors import ConfigError, SourceFatalError, SourceRetriableError
 from magsync.transform.faults import Fault, Stage
@@ -74,6 +75,11 @@ V2_ADDRESS_CHUNK = 10  # customerAddressList requests per pool task: keeps the s
 # enough to keep the store's slots busy while a batch is normalised and validated, and the
 # most windows one batch takes together.
 PREFETCH_WINDOWS = 8
+# Customers a batch waits for (in whole windows, at most PREFETCH_WINDOWS; fewer only at the
+# end): typing a batch costs about 30 ms whatever its size up to a few thousand rows, so
+# one-window batches spent more CPU on that than on the rows, and held the GIL the address
+# threads need to keep the store's slots busy.
+BATCH_CUSTOMERS = 2_000
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ class Window:
     address calls submitted for them (customer ids, pending answers)."""
 
     line: int
-    rows: list[dict[str, Any]]
+    rows: Table
     calls: list[tuple[list[int], Future[list[Any]]]]
 
 
@@ -187,12 +193,13 @@ class SoapSource:
                            name="magsync-soap-windows")
         previous: list[Window] = []
         with windows:
-            for group in windows.groups(limit=PREFETCH_WINDOWS):
-                rows = [row for window in group for row in window.rows]
-                lines = [window.line for window in group for _ in window.rows]
+            least = -(-BATCH_CUSTOMERS // self.options.window)  # windows, rounded up
+            for group in windows.groups(limit=PREFETCH_WINDOWS, least=least):
+                rows = Table.concat(window.rows for window in group)
+                lines = [window.line for window in group for _ in range(len(window.rows))]
                 for start in range(0, len(rows), self.options.batch_size):
                     stop = start + self.options.batch_size
-                    yield self._batch(CUSTOMER, raw_frame(CUSTOMER, rows[start:stop],
+                    yield self._batch(CUSTOMER, raw_frame(CUSTOMER, rows.take(start, stop),
                                                           self.endpoint, lines[start:stop]))
                 yield from self._address_batches(previous)
                 previous = group
@@ -203,7 +210,7 @@ class SoapSource:
         windows = self._changed(client) if self.incremental else self._id_windows(client)
         for line, rows in windows:
             self._advance_cursor(rows)
-            ids = [int(row["customer_id"]) for row in rows]
+            ids = [int(str(cid)) for cid in rows.column("customer_id")]
             chunk = min(self.options.multicall_size, V2_ADDRESS_CHUNK) if self.typed else (
                 self.options.multicall_size)
             calls = [(part, pool.submit(self._address_call, client, part))
@@ -221,14 +228,14 @@ class SoapSource:
         return RawBatch(entity, frame, faults or [], keyless_faults=keyless,
                         unprovided=unprovided)
 
-    def _list(self, client: MagentoClient, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    def _list(self, client: MagentoClient, filters: dict[str, Any]) -> Table:
         if self.typed:
             self.requests["customerCustomerList"] += 1
-            return _rows(_v2(client).customer_list(filters), "customer.list")
+            return Table.of_rows(_rows(_v2(client).customer_list(filters), "customer.list"))
         self.requests["customer.list"] += 1
-        return _rows(client.call("customer.list", [filters]), "customer.list")
+        return _records(client.call("customer.list", [filters], tables=True), "customer.list")
 
-    def _id_windows(self, client: MagentoClient) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    def _id_windows(self, client: MagentoClient) -> Iterator[tuple[int, Table]]:
         """Full pass: id windows; after an empty one the probe range doubles, up to
         `max_id_gap` past the highest id seen; then one `gt` probe past all of it."""
         window, gap = self.options.window, self.options.max_id_gap
@@ -239,7 +246,7 @@ class SoapSource:
             rows = self._list(client, {"customer_id": {"from": start, "to": end}})
             yield line, rows
             if rows:
-                highest = max(highest, *(int(row["customer_id"]) for row in rows))
+                highest = max(highest, *(int(str(cid)) for cid in rows.column("customer_id")))
                 span = window
             else:
                 span *= 2
@@ -248,28 +255,29 @@ class SoapSource:
         if rest:
             log.warning("%d customer(s) found past an id gap larger than max_id_gap (%d): "
                         "raise source.max_id_gap", len(rest), gap)
-        for part in _chunks(rest, window):
+        for part in _table_chunks(rest, window):
             line += 1
             yield line, part
 
-    def _changed(self, client: MagentoClient) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    def _changed(self, client: MagentoClient) -> Iterator[tuple[int, Table]]:
         """Incremental: customers with updated_at from the cursor minus the lookback."""
         cursor = datetime.strptime(str(self.options.cursor), STORE_TIME)
         since = (cursor - timedelta(seconds=self.options.lookback_s)).strftime(STORE_TIME)
         rows = self._list(client, {"updated_at": {"from": since}})
         log.info("%d customer(s) updated since %s (cursor %s)", len(rows), since,
                  self.options.cursor)
-        yield from enumerate(_chunks(rows, self.options.window), start=1)
+        yield from enumerate(_table_chunks(rows, self.options.window), start=1)
 
-    def _advance_cursor(self, rows: Sequence[dict[str, Any]]) -> None:
-        stamps = [row["updated_at"] for row in rows if _is_store_time(row.get("updated_at"))]
+    def _advance_cursor(self, rows: Table) -> None:
+        stamps = [str(at) for at in rows.column("updated_at") if _is_store_time(at)]
         if stamps:
             self._cursor = max(stamps) if self._cursor is None else max(self._cursor, *stamps)
 
     def _address_call(self, client: MagentoClient, ids: list[int]) -> list[Any]:
         if self.typed:
             return [_address_list_v2(_v2(client), cid) for cid in ids]
-        results = client.multi_call([("customer_address.list", [cid]) for cid in ids])
+        results = client.multi_call([("customer_address.list", [cid]) for cid in ids],
+                                    tables=True)
         if len(results) != len(ids):
             raise MagentoFatalError(f"multiCall(customer_address.list): {len(results)} "
                                     f"answers to {len(ids)} calls",
@@ -277,7 +285,7 @@ class SoapSource:
         return results
 
     def _address_batches(self, windows: list[Window]) -> Iterator[RawBatch]:
-        rows: list[dict[str, Any]] = []
+        found: list[Table] = []
         lines: list[int] = []
         faults: list[Fault] = []
         keyless = 0
@@ -285,21 +293,23 @@ class SoapSource:
         for window in windows:
             for ids, future in window.calls:
                 for cid, result in zip(ids, future.result(), strict=True):
-                    if isinstance(result, list):
-                        found = [{**row, "customer_id": cid} for row in result
-                                 if isinstance(row, dict)]
-                        rows += found
-                        lines += [window.line] * len(found)
+                    addresses = _addresses(result)
+                    if addresses is not None:
+                        found.append(addresses.with_column("customer_id",
+                                                           [str(cid)] * len(addresses)))
+                        lines += [window.line] * len(addresses)
                         continue
                     faults.append(self._address_fault(cid, result, window.line))
                     keyless += faults[-1].rule != "vanished"
-                while len(rows) >= size:
-                    yield self._address_batch(rows[:size], lines[:size], faults, keyless)
-                    rows, lines, faults, keyless = rows[size:], lines[size:], [], 0
-        if rows or faults:
-            yield self._address_batch(rows, lines, faults, keyless)
+                while len(lines) >= size:
+                    rows = Table.concat(found)
+                    yield self._address_batch(rows.take(0, size), lines[:size], faults, keyless)
+                    found, lines = [rows.take(size, len(rows))], lines[size:]
+                    faults, keyless = [], 0
+        if lines or faults:
+            yield self._address_batch(Table.concat(found), lines, faults, keyless)
 
-    def _address_batch(self, rows: list[dict[str, Any]], lines: list[int],
+    def _address_batch(self, rows: Table, lines: list[int],
                        faults: list[Fault], keyless: int) -> RawBatch:
         frame = raw_frame(ADDRESS, rows, self.endpoint, lines)
         return self._batch(ADDRESS, frame, faults, keyless)
@@ -333,41 +343,49 @@ def _address_list_v2(client: MagentoV2Client, customer_id: int) -> Any:
 # --- values -----------------------------------------------------------------------------
 
 
-def raw_frame(entity: Entity, rows: Sequence[dict[str, Any]], source: str,
+def raw_frame(entity: Entity, rows: Table | Sequence[dict[str, Any]], source: str,
               lines: Sequence[int]) -> pd.DataFrame:
-    """Decoded SOAP maps as a RawBatch frame: schema columns as strings, unknown keys in
-    `extra` (canonical JSON), Magento internals dropped, plus lineage."""
-    present: set[str] = set().union(*rows)
-    names = [name for name in entity.names if name in present]
-    data: dict[str, Any] = {
-        name: pd.Series([_text(row.get(name)) for row in rows], dtype="str") for name in names
-    }
+    """Decoded SOAP maps (a Table, or dicts) as a RawBatch frame: schema columns as
+    strings (magento/table.py's `as_text`), unknown keys in `extra` (canonical JSON),
+    Magento internals dropped, plus lineage."""
+    table = rows if isinstance(rows, Table) else Table.of_rows(rows)
+    n = len(table)
+    data: dict[str, Any] = {name: pd.Series(table.columns[name], dtype="str")
+                            for name in entity.names if name in table.columns}
     if entity.extra_allowed:
-        unknown = {k for k in present if not entity.has(k)} - INTERNALS
-        extra = [_extra(entity, row) for row in rows] if unknown else [None] * len(rows)
+        unknown = sorted(k for k in table.columns if not entity.has(k) and k not in INTERNALS)
+        extra = _extras(table, unknown) if unknown else [None] * n
         data[EXTRA_COL] = pd.Series(extra, dtype="str")
-    data[SOURCE_COL] = pd.Series([source] * len(rows), dtype="str")
+    data[SOURCE_COL] = pd.Series([source] * n, dtype="str")
     data[LINE_COL] = pd.Series(np.asarray(lines, dtype=np.int64))
-    return pd.DataFrame(data, index=pd.RangeIndex(len(rows)))
+    return pd.DataFrame(data, index=pd.RangeIndex(n))
 
 
-def _text(value: Any) -> str | None:
-    """A decoded SOAP value as the raw text the normaliser reads; booleans as 1 and 0."""
-    if value is None or type(value) is str:
-        return value
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return str(value)
+def _extras(table: Table, keys: list[str]) -> list[str | None]:
+    """Per row, its non-null values of `keys` (sorted) as a JSON object; None if none."""
+    out: list[str | None] = []
+    for values in zip(*(table.columns[k] for k in keys), strict=True):
+        found = {k: v for k, v in zip(keys, values, strict=True) if v is not None}
+        out.append(json.dumps(found, ensure_ascii=False, separators=(",", ":")) if found
+                   else None)
+    return out
 
 
-def _extra(entity: Entity, row: dict[str, Any]) -> str | None:
-    values = {key: _text(value) for key, value in row.items()
-              if not entity.has(key) and key not in INTERNALS and value is not None}
-    if not values:
-        return None
-    return json.dumps(dict(sorted(values.items())), ensure_ascii=False, separators=(",", ":"))
+def _addresses(result: Any) -> Table | None:
+    """A customer_address.list answer as a Table (records only), or None for a fault or
+    anything else that is not a list."""
+    if isinstance(result, Table):
+        return result
+    if isinstance(result, list):
+        return Table.of_rows([row for row in result if isinstance(row, dict)])
+    return None
+
+
+def _records(result: Any, resource: str) -> Table:
+    """A list answer decoded with tables: a Table, or an empty list (no Maps in it)."""
+    if isinstance(result, Table):
+        return result
+    return Table.of_rows(_rows(result, resource))
 
 
 def _rows(result: Any, resource: str) -> list[dict[str, Any]]:
@@ -384,6 +402,11 @@ def _is_store_time(value: Any) -> bool:
 def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield list(items[start:start + size])
+
+
+def _table_chunks(table: Table, size: int) -> Iterator[Table]:
+    for start in range(0, len(table), size):
+        yield table.take(start, start + size)
 
 
 def _source_call_fault(err: MagentoCallFault) -> Exception:
