@@ -33,7 +33,6 @@ from magsync.magento.errors import (
     Translation,
 )
 from magsync.magento.errors import translated as translated_as
-from magsync.magento.table import Table
 from magsync.transform.batch import RawBatch
 from magsync.transform.errors import ConfigError, SourceFatalError, SourceRetriableError
 from magsync.transform.faults import Fault, Stage
@@ -88,7 +87,7 @@ class Window:
     address calls submitted for them (customer ids, pending answers)."""
 
     line: int
-    rows: Table
+    rows: list[dict[str, Any]]
     calls: list[tuple[list[int], Future[list[Any]]]]
 
 
@@ -195,11 +194,11 @@ class SoapSource:
         with windows:
             least = -(-BATCH_CUSTOMERS // self.options.window)  # windows, rounded up
             for group in windows.groups(limit=PREFETCH_WINDOWS, least=least):
-                rows = Table.concat(window.rows for window in group)
-                lines = [window.line for window in group for _ in range(len(window.rows))]
+                rows = [row for window in group for row in window.rows]
+                lines = [window.line for window in group for _ in window.rows]
                 for start in range(0, len(rows), self.options.batch_size):
                     stop = start + self.options.batch_size
-                    yield self._batch(CUSTOMER, raw_frame(CUSTOMER, rows.take(start, stop),
+                    yield self._batch(CUSTOMER, raw_frame(CUSTOMER, rows[start:stop],
                                                           self.endpoint, lines[start:stop]))
                 yield from self._address_batches(previous)
                 previous = group
@@ -210,7 +209,7 @@ class SoapSource:
         windows = self._changed(client) if self.incremental else self._id_windows(client)
         for line, rows in windows:
             self._advance_cursor(rows)
-            ids = [int(str(cid)) for cid in rows.column("customer_id")]
+            ids = [int(row["customer_id"]) for row in rows]
             chunk = min(self.options.multicall_size, V2_ADDRESS_CHUNK) if self.typed else (
                 self.options.multicall_size)
             calls = [(part, pool.submit(self._address_call, client, part))
@@ -228,14 +227,14 @@ class SoapSource:
         return RawBatch(entity, frame, faults or [], keyless_faults=keyless,
                         unprovided=unprovided)
 
-    def _list(self, client: MagentoClient, filters: dict[str, Any]) -> Table:
+    def _list(self, client: MagentoClient, filters: dict[str, Any]) -> list[dict[str, Any]]:
         if self.typed:
             self.requests["customerCustomerList"] += 1
-            return Table.of_rows(_rows(_v2(client).customer_list(filters), "customer.list"))
+            return _rows(_v2(client).customer_list(filters), "customer.list")
         self.requests["customer.list"] += 1
-        return _records(client.call("customer.list", [filters], tables=True), "customer.list")
+        return _rows(client.call("customer.list", [filters]), "customer.list")
 
-    def _id_windows(self, client: MagentoClient) -> Iterator[tuple[int, Table]]:
+    def _id_windows(self, client: MagentoClient) -> Iterator[tuple[int, list[dict[str, Any]]]]:
         """Full pass: id windows; after an empty one the probe range doubles, up to
         `max_id_gap` past the highest id seen; then one `gt` probe past all of it."""
         window, gap = self.options.window, self.options.max_id_gap
@@ -246,7 +245,7 @@ class SoapSource:
             rows = self._list(client, {"customer_id": {"from": start, "to": end}})
             yield line, rows
             if rows:
-                highest = max(highest, *(int(str(cid)) for cid in rows.column("customer_id")))
+                highest = max(highest, *(int(row["customer_id"]) for row in rows))
                 span = window
             else:
                 span *= 2
@@ -255,29 +254,28 @@ class SoapSource:
         if rest:
             log.warning("%d customer(s) found past an id gap larger than max_id_gap (%d): "
                         "raise source.max_id_gap", len(rest), gap)
-        for part in _table_chunks(rest, window):
+        for part in _chunks(rest, window):
             line += 1
             yield line, part
 
-    def _changed(self, client: MagentoClient) -> Iterator[tuple[int, Table]]:
+    def _changed(self, client: MagentoClient) -> Iterator[tuple[int, list[dict[str, Any]]]]:
         """Incremental: customers with updated_at from the cursor minus the lookback."""
         cursor = datetime.strptime(str(self.options.cursor), STORE_TIME)
         since = (cursor - timedelta(seconds=self.options.lookback_s)).strftime(STORE_TIME)
         rows = self._list(client, {"updated_at": {"from": since}})
         log.info("%d customer(s) updated since %s (cursor %s)", len(rows), since,
                  self.options.cursor)
-        yield from enumerate(_table_chunks(rows, self.options.window), start=1)
+        yield from enumerate(_chunks(rows, self.options.window), start=1)
 
-    def _advance_cursor(self, rows: Table) -> None:
-        stamps = [str(at) for at in rows.column("updated_at") if _is_store_time(at)]
+    def _advance_cursor(self, rows: Sequence[dict[str, Any]]) -> None:
+        stamps = [row["updated_at"] for row in rows if _is_store_time(row.get("updated_at"))]
         if stamps:
             self._cursor = max(stamps) if self._cursor is None else max(self._cursor, *stamps)
 
     def _address_call(self, client: MagentoClient, ids: list[int]) -> list[Any]:
         if self.typed:
             return [_address_list_v2(_v2(client), cid) for cid in ids]
-        results = client.multi_call([("customer_address.list", [cid]) for cid in ids],
-                                    tables=True)
+        results = client.multi_call([("customer_address.list", [cid]) for cid in ids])
         if len(results) != len(ids):
             raise MagentoFatalError(f"multiCall(customer_address.list): {len(results)} "
                                     f"answers to {len(ids)} calls",
@@ -285,7 +283,7 @@ class SoapSource:
         return results
 
     def _address_batches(self, windows: list[Window]) -> Iterator[RawBatch]:
-        found: list[Table] = []
+        rows: list[dict[str, Any]] = []
         lines: list[int] = []
         faults: list[Fault] = []
         keyless = 0
@@ -293,23 +291,21 @@ class SoapSource:
         for window in windows:
             for ids, future in window.calls:
                 for cid, result in zip(ids, future.result(), strict=True):
-                    addresses = _addresses(result)
-                    if addresses is not None:
-                        found.append(addresses.with_column("customer_id",
-                                                           [str(cid)] * len(addresses)))
-                        lines += [window.line] * len(addresses)
+                    if isinstance(result, list):
+                        found = [{**row, "customer_id": cid} for row in result
+                                 if isinstance(row, dict)]
+                        rows += found
+                        lines += [window.line] * len(found)
                         continue
                     faults.append(self._address_fault(cid, result, window.line))
                     keyless += faults[-1].rule != "vanished"
-                while len(lines) >= size:
-                    rows = Table.concat(found)
-                    yield self._address_batch(rows.take(0, size), lines[:size], faults, keyless)
-                    found, lines = [rows.take(size, len(rows))], lines[size:]
-                    faults, keyless = [], 0
-        if lines or faults:
-            yield self._address_batch(Table.concat(found), lines, faults, keyless)
+                while len(rows) >= size:
+                    yield self._address_batch(rows[:size], lines[:size], faults, keyless)
+                    rows, lines, faults, keyless = rows[size:], lines[size:], [], 0
+        if rows or faults:
+            yield self._address_batch(rows, lines, faults, keyless)
 
-    def _address_batch(self, rows: Table, lines: list[int],
+    def _address_batch(self, rows: list[dict[str, Any]], lines: list[int],
                        faults: list[Fault], keyless: int) -> RawBatch:
         frame = raw_frame(ADDRESS, rows, self.endpoint, lines)
         return self._batch(ADDRESS, frame, faults, keyless)
@@ -343,49 +339,41 @@ def _address_list_v2(client: MagentoV2Client, customer_id: int) -> Any:
 # --- values -----------------------------------------------------------------------------
 
 
-def raw_frame(entity: Entity, rows: Table | Sequence[dict[str, Any]], source: str,
+def raw_frame(entity: Entity, rows: Sequence[dict[str, Any]], source: str,
               lines: Sequence[int]) -> pd.DataFrame:
-    """Decoded SOAP maps (a Table, or dicts) as a RawBatch frame: schema columns as
-    strings (magento/table.py's `as_text`), unknown keys in `extra` (canonical JSON),
-    Magento internals dropped, plus lineage."""
-    table = rows if isinstance(rows, Table) else Table.of_rows(rows)
-    n = len(table)
-    data: dict[str, Any] = {name: pd.Series(table.columns[name], dtype="str")
-                            for name in entity.names if name in table.columns}
+    """Decoded SOAP maps as a RawBatch frame: schema columns as strings, unknown keys in
+    `extra` (canonical JSON), Magento internals dropped, plus lineage."""
+    present: set[str] = set().union(*rows)
+    names = [name for name in entity.names if name in present]
+    data: dict[str, Any] = {
+        name: pd.Series([_text(row.get(name)) for row in rows], dtype="str") for name in names
+    }
     if entity.extra_allowed:
-        unknown = sorted(k for k in table.columns if not entity.has(k) and k not in INTERNALS)
-        extra = _extras(table, unknown) if unknown else [None] * n
+        unknown = {k for k in present if not entity.has(k)} - INTERNALS
+        extra = [_extra(entity, row) for row in rows] if unknown else [None] * len(rows)
         data[EXTRA_COL] = pd.Series(extra, dtype="str")
-    data[SOURCE_COL] = pd.Series([source] * n, dtype="str")
+    data[SOURCE_COL] = pd.Series([source] * len(rows), dtype="str")
     data[LINE_COL] = pd.Series(np.asarray(lines, dtype=np.int64))
-    return pd.DataFrame(data, index=pd.RangeIndex(n))
+    return pd.DataFrame(data, index=pd.RangeIndex(len(rows)))
 
 
-def _extras(table: Table, keys: list[str]) -> list[str | None]:
-    """Per row, its non-null values of `keys` (sorted) as a JSON object; None if none."""
-    out: list[str | None] = []
-    for values in zip(*(table.columns[k] for k in keys), strict=True):
-        found = {k: v for k, v in zip(keys, values, strict=True) if v is not None}
-        out.append(json.dumps(found, ensure_ascii=False, separators=(",", ":")) if found
-                   else None)
-    return out
+def _text(value: Any) -> str | None:
+    """A decoded SOAP value as the raw text the normaliser reads; booleans as 1 and 0."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
 
 
-def _addresses(result: Any) -> Table | None:
-    """A customer_address.list answer as a Table (records only), or None for a fault or
-    anything else that is not a list."""
-    if isinstance(result, Table):
-        return result
-    if isinstance(result, list):
-        return Table.of_rows([row for row in result if isinstance(row, dict)])
-    return None
-
-
-def _records(result: Any, resource: str) -> Table:
-    """A list answer decoded with tables: a Table, or an empty list (no Maps in it)."""
-    if isinstance(result, Table):
-        return result
-    return Table.of_rows(_rows(result, resource))
+def _extra(entity: Entity, row: dict[str, Any]) -> str | None:
+    values = {key: _text(value) for key, value in row.items()
+              if not entity.has(key) and key not in INTERNALS and value is not None}
+    if not values:
+        return None
+    return json.dumps(dict(sorted(values.items())), ensure_ascii=False, separators=(",", ":"))
 
 
 def _rows(result: Any, resource: str) -> list[dict[str, Any]]:
@@ -402,11 +390,6 @@ def _is_store_time(value: Any) -> bool:
 def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield list(items[start:start + size])
-
-
-def _table_chunks(table: Table, size: int) -> Iterator[Table]:
-    for start in range(0, len(table), size):
-        yield table.take(start, start + size)
 
 
 def _source_call_fault(err: MagentoCallFault) -> Exception:

@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
-from magsync.magento import codec, table
+from magsync.magento import codec
 from magsync.magento.errors import (
     FATAL_FAULTS,
     MagentoCallFault,
@@ -160,13 +160,8 @@ class MagentoClient:
         except MagentoSessionExpired:
             log.debug("endSession: session #%d had already expired", self._session_no)
 
-    def call(
-        self, resource: str, args: Sequence[Any] | None = None, *, tables: bool = False
-    ) -> Any:
-        """Call one resource with positional ``args``; return the decoded result.
-
-        With ``tables`` a list of Maps (a record list) comes back as a ``table.Table``.
-        """
+    def call(self, resource: str, args: Sequence[Any] | None = None) -> Any:
+        """Call one resource with positional ``args``; return the decoded result."""
         positional = _positional(args)  # a single call with nil args is fine (recorded)
         started = time.perf_counter()
         result = self._with_session(
@@ -179,24 +174,18 @@ class MagentoClient:
             resource,
             summarize_args(positional),
             read=is_read(resource),
-            decode=table.decode_tables if tables else codec.decode,
         )
         size = f", {len(result)} items" if isinstance(result, list | dict) else ""
         log.debug("%s ok in %.0f ms%s", resource, (time.perf_counter() - started) * 1e3, size)
         return result
 
     def multi_call(
-        self,
-        calls: Sequence[tuple[str, Sequence[Any] | None]],
-        *,
-        break_on_fault: bool = False,
-        tables: bool = False,
+        self, calls: Sequence[tuple[str, Sequence[Any] | None]], *, break_on_fault: bool = False
     ) -> list[Any]:
         """Run calls in one request; failed calls come back inline as MagentoCallFault.
 
         With ``break_on_fault`` the store stops at the first fault and the list ends there.
         Faults 2, 3 and 4 inside a multiCall raise MagentoFatalError like a single call.
-        With ``tables`` an answer that is a list of Maps comes back as a ``table.Table``.
         """
         if not calls:
             return []
@@ -213,7 +202,6 @@ class MagentoClient:
             label,
             f"{len(calls)} calls",
             read=all(is_read(resource) for resource, _ in calls),
-            decode=table.decode_answers if tables else codec.decode,
         )
         if not isinstance(results, list) or len(results) > len(calls):
             raise MagentoFatalError(f"{label}: unexpected answer to {len(calls)} calls")
@@ -295,25 +283,16 @@ class MagentoClient:
         summary: str,
         *,
         read: bool,
-        decode: Callable[[Any], Any] | None = None,
     ) -> Any:
-        """One request in the current session, logging in again when it expired; the
-        answer through `decode` (None: ``_request``'s own decoding)."""
-        def send(session: str) -> Any:
-            if decode is None:
-                return self._request(operation, parts(session), resource, summary, read=read)
-            return self._decoded(operation, parts(session), resource, summary, read=read,
-                                 decode=decode)
-
         session = self._current_session()
         for _ in range(SESSION_ATTEMPTS - 1):
             try:
-                return send(session)
+                return self._request(operation, parts(session), resource, summary, read=read)
             except MagentoSessionExpired:
                 log.debug("session #%d expired during %s: logging in again", self._session_no,
                           resource)
             session = self._relogin(stale=session)
-        return send(session)
+        return self._request(operation, parts(session), resource, summary, read=read)
 
     def _inline(self, value: Any, resource: str, args: Sequence[Any] | None) -> Any:
         fault = codec.inline_fault(value)
@@ -351,19 +330,6 @@ class MagentoClient:
         *,
         read: bool,
     ) -> Any:
-        return self._decoded(operation, parts, resource, summary, read=read,
-                             decode=codec.decode)
-
-    def _decoded(
-        self,
-        operation: str,
-        parts: list[tuple[str, Any]],
-        resource: str,
-        summary: str,
-        *,
-        read: bool,
-        decode: Callable[[Any], Any],
-    ) -> Any:
         wsdl = self._wsdl()
         envelope = codec.new_envelope(
             wsdl.namespace,
@@ -380,7 +346,7 @@ class MagentoClient:
             raise self._fault_error(fault, operation, resource, summary)
         payload = codec.body_element(root)
         try:
-            return decode(payload[0]) if len(payload) else None
+            return codec.decode(payload[0]) if len(payload) else None
         except ValueError as exc:
             raise MagentoFatalError(
                 f"{resource}: undecodable answer ({exc})", resource=resource

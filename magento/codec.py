@@ -285,7 +285,6 @@ _SCALARS: dict[str, Callable[[str], Any]] = {
     "decimal": _number,
 }
 _TRUE = ("true", "1")
-SCALAR_TYPES = frozenset(_SCALARS)  # xsi:type local names decoded as scalars
 
 
 def decode(element: etree._Element) -> Any:
@@ -314,24 +313,16 @@ def decode(element: etree._Element) -> Any:
     return text or ""
 
 
-def irregular_pair(item: etree._Element) -> tuple[Any, Any] | None:
-    """A Map item that is not exactly <key/><value/>: the pair looked up by name, decoded
-    (no key: None; no value: None as the value)."""
-    key, value = item.find("key"), item.find("value")
-    if key is None:
-        return None
-    return decode(key), None if value is None else decode(value)
-
-
 def _decode_map(element: etree._Element) -> dict[Any, Any]:
     result: dict[Any, Any] = {}
     for item in element:
         try:
             key, value = item
         except ValueError:  # not exactly <key/><value/>: look the pair up by name
-            pair = irregular_pair(item)
-            if pair is not None:
-                result[pair[0]] = pair[1]
+            key, value = item.find("key"), item.find("value")
+            if key is None:
+                continue
+            result[decode(key)] = None if value is None else decode(value)
             continue
         if key.tag != "key":
             key, value = value, key
