@@ -70,26 +70,25 @@ class Prefetch(Generic[T]):
                 continue
         return False
 
-    def groups(self, limit: int) -> Iterator[list[T]]:
-        """The items in groups: each waits for one item, then takes those already
-        waiting, up to `limit` items. A slow consumer gets bigger groups, a fast one
-        smaller groups: it never waits for an item it could do without."""
+    def groups(self, limit: int, least: int = 1) -> Iterator[list[T]]:
+        """The items in groups: each waits for `least` items (fewer only at the end), then
+        takes those already waiting, up to `limit` items. A slow consumer gets bigger
+        groups, a fast one smaller groups, never fewer than `least` items but the last."""
+        least = max(1, min(least, limit))
         end: _End | None = None
         while end is None:
-            first = self._queue.get()
-            if isinstance(first, _End):
-                end = first
-                break
-            group = [first]
+            group: list[T] = []
             while len(group) < limit:
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get() if len(group) < least else \
+                        self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if isinstance(item, _End):
                     end = item
                     break
                 group.append(item)
-            yield group
+            if group:
+                yield group
         if end.error is not None:
             raise end.error

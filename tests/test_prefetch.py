@@ -74,3 +74,16 @@ def test_leaving_early_stops_and_closes_the_producer() -> None:
     assert closed.is_set()
     assert not any(t.name == "magsync-prefetch" and t.is_alive()
                    for t in threading.enumerate())
+
+
+def test_groups_wait_for_least_items_but_the_last() -> None:
+    def slow(n: int) -> Iterator[int]:
+        for i in range(n):
+            time.sleep(0.005)  # a fast consumer would otherwise take them one by one
+            yield i
+
+    with Prefetch(slow(22), ahead=8) as items:
+        seen = list(items.groups(limit=8, least=5))
+    assert [i for group in seen for i in group] == list(range(22))
+    assert all(5 <= len(group) <= 8 for group in seen[:-1])
+    assert 1 <= len(seen[-1]) <= 8

@@ -202,6 +202,19 @@ def test_windows_read_ahead_are_taken_together_by_a_busy_pipeline() -> None:
                 batch.frame["_line"].astype(int))
 
 
+def test_a_fast_pipeline_still_gets_batches_of_several_windows() -> None:
+    """Typing a batch costs about the same for 500 rows as for 4,000: a pipeline that keeps
+    up waits for BATCH_CUSTOMERS customers (here capped at PREFETCH_WINDOWS windows)
+    instead of taking each window alone."""
+    ids = list(range(1, 81))  # 8 windows of 10
+    with run_emulator(simple_store(ids, addresses=1), users={"etl": KEY}) as emu:
+        got = list(source_for(emu.url, batch_size=1_000))
+    customers = [b for b in got if b.entity.name == "customer"]
+    addresses = [b for b in got if b.entity.name == "address"]
+    assert [len(b.frame) for b in customers] == [80]
+    assert [len(b.frame) for b in addresses] == [80]
+
+
 def test_vanished_customer_is_a_fault_with_a_key_count_of_zero() -> None:
     store = simple_store(list(range(1, 31)))
     listed = store.list_customers
