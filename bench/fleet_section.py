@@ -30,6 +30,7 @@ class SimOptions:
     max_concurrent: int = 4
     seed: int = 42
     timeout_s: float = 1800.0
+    empty_target: bool = False  # leave the schema to the stores' first runs
 
 
 @dataclass
@@ -276,7 +277,10 @@ def section_text(opts: SimOptions, results: list[ConfigResult],
              f"{opts.per_request_ms:g} ms a request + {opts.per_call_ms:g} ms a call, "
              f"{opts.max_concurrent} requests served at once per store",
              f"target: PostgreSQL {pg_version} on 127.0.0.1:5432, a fresh database per "
-             f"worker count; max_writers = {opts.max_writers}",
+             f"worker count, " + ("empty (the stores' first runs create the schema)"
+                                  if opts.empty_target else "its schema created first "
+                                  "(SqlTarget.migrate), as after a fleet's first night")
+             + f"; max_writers = {opts.max_writers}",
              f"workers: `prefect worker start --type process --limit "
              f"{opts.runs_per_worker}` each its own process; PREFECT_WORKER_QUERY_SECONDS=1, "
              f"PREFECT_RUNNER_POLL_FREQUENCY=1; one `prefect server start` (SQLite)",

@@ -114,6 +114,8 @@ def run_config(fleet: Fleet, workers: int) -> ConfigResult:
     (out / "logs").mkdir(parents=True)
     pool = f"fleet-sim-{secrets.token_hex(3)}-w{workers}"
     with scratch_database() as (db, url):
+        if not fleet.opts.empty_target:
+            create_schema(url)
         stores_toml = out / "stores.toml"
         urls = {n: e.url for n, e in fleet.emulators.items()}
         stores_toml.write_text(fleet_toml(out / "output", url, urls, fleet.opts.max_writers))
@@ -149,6 +151,16 @@ def run_config(fleet: Fleet, workers: int) -> ConfigResult:
     if problem:
         result.ok, result.note = False, problem
     return result
+
+
+def create_schema(url: str) -> None:
+    """The target's tables, as a first sync creates them: stores' first runs into an empty
+    PostgreSQL database migrate it at once and can collide (docs/scaling.md)."""
+    from magsync.load.sql_store import SqlTarget
+
+    target = SqlTarget(url, source="fleet-sim")
+    target.migrate()
+    target.engine.dispose()
 
 
 def _emulators_now(fleet: Fleet) -> dict[str, float]:
@@ -242,6 +254,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=REPO / "bench" / "out")
     p.add_argument("--results", type=Path, default=REPO / "bench" / "RESULTS.md")
     p.add_argument("--no-results", action="store_true", help="print only")
+    p.add_argument("--empty-target", action="store_true",
+                   help="leave the schema to the stores' first runs (default: created first)")
     return p
 
 
@@ -252,7 +266,7 @@ def options(args: argparse.Namespace) -> SimOptions:
                       runs_per_worker=args.runs_per_worker, max_writers=args.max_writers,
                       per_request_ms=args.per_request_ms, per_call_ms=args.per_call_ms,
                       max_concurrent=args.max_concurrent, seed=args.seed,
-                      timeout_s=args.timeout)
+                      timeout_s=args.timeout, empty_target=args.empty_target)
 
 
 def main(argv: list[str] | None = None, server: Any = None) -> int:
