@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -50,7 +50,7 @@ def pg_counters(db: str, admin_url: str = ADMIN_URL) -> dict[str, int]:
         row = conn.execute(sa.text(f"SELECT {', '.join(PG_COUNTERS)} FROM pg_stat_database "
                                    "WHERE datname = :db"), {"db": db}).one()
     engine.dispose()
-    return {name: int(value or 0) for name, value in zip(PG_COUNTERS, row, strict=True)}
+    return {name: int(cast(int, value) or 0) for name, value in zip(PG_COUNTERS, row, strict=True)}
 
 
 def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

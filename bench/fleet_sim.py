@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -141,7 +141,7 @@ def run_config(fleet: Fleet, workers: int) -> ConfigResult:
     result.wall_s, result.peak_connections = seen.wall_s, sampler.peak
     result.client_cpu_s = crew.cpu_s + seen.cpu_s
     result.emulator_cpu_s = emu_after["cpu_s"] - emu_before["cpu_s"]
-    result.pg["soap_requests"] = emu_after["requests"] - emu_before["requests"]
+    result.pg["soap_requests"] = int(emu_after["requests"] - emu_before["requests"])
     report = newest_fleet_report(out / "output")
     if report is None:
         result.ok, result.note = False, f"no fleet report: {last_line(seen.log)} ({seen.log})"
@@ -205,7 +205,7 @@ def landed_counts(url: str) -> dict[str, tuple[int, int]]:
             for source, n in conn.execute(sa.text(
                     f"SELECT source, count(*) FROM {table} WHERE deleted_at IS NULL "
                     "GROUP BY source")).all():
-                got.setdefault(source, [0, 0])[i] = int(n)
+                got.setdefault(str(source), [0, 0])[i] = int(cast(int, n))
     engine.dispose()
     return {source: (c, a) for source, (c, a) in got.items()}
 
