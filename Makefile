@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW := ignore
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
-.PHONY: install run test lint typecheck pytest bench bench-soap bench-stray-quote sample clean
+.PHONY: install run test lint typecheck pytest bench bench-soap bench-fleet bench-stray-quote sample clean
 
 install: $(STAMP)
 
@@ -48,6 +48,10 @@ bench: $(STAMP)
 
 bench-soap: $(STAMP)
 	$(PY) -m bench.soap
+
+# 6 emulator stores on 1, 2 and 4 Prefect process workers into one PostgreSQL (docs/scaling.md).
+bench-fleet: $(STAMP)
+	$(PY) -m bench.fleet_sim
 
 # ~600k rows with stray quotes near line 500,000: exits 1 if the reader loses a record.
 bench-stray-quote: $(STAMP)
