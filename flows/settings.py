@@ -93,6 +93,8 @@ class RemoteSettings(BaseModel):
                             "s3://bucket/prefix; output_dir is then its local working copy")
     endpoint_url: str | None = Field(None, description="an S3-compatible server (default: "
                                      "AWS_ENDPOINT_URL, else AWS)")
+    # where output_dir = "<url>" keeps its working copy: <local_dir>/<scheme>/<bucket>/...
+    local_dir: Path = REMOTE_COPIES
 
     @field_validator("url")
     @classmethod
@@ -142,8 +144,8 @@ class Settings(RunSettings):
                                       toml_file=CONFIG_FILE, extra="forbid")
 
     target: TargetSettings = TargetSettings()
-    # output_dir = "s3://bucket/prefix" is short for remote.url with the local copy under
-    # data/out/remote/<bucket>/<prefix>
+    # output_dir = "s3://bucket/prefix" is short for remote.url = that URL with output_dir
+    # its local working copy, data/out/remote/s3/bucket/prefix (remote.local_dir)
     remote: RemoteSettings = RemoteSettings()
     exports: ExportSettings = ExportSettings()  # the PII policy of the Parquet exports
     limits: LimitSettings = LimitSettings()
@@ -165,7 +167,8 @@ class Settings(RunSettings):
         if isinstance(out, str) and is_url(out):
             remote = dict(data.get("remote") or {})
             remote["url"] = out
-            local = REMOTE_COPIES / out.replace("://", "/", 1).rstrip("/")
+            base = Path(remote.get("local_dir") or REMOTE_COPIES)
+            local = base / out.replace("://", "/", 1).rstrip("/")
             return {**data, "remote": remote, "output_dir": local}
         return data
 

@@ -146,7 +146,7 @@ def fetch_newest_report(remote: Remote, source: str, local: Path) -> Path | None
                    ["files"] if rel.startswith(prefix)})
     if not runs:
         return None
-    newest = prefix + runs[-1]
+    newest: str = prefix + runs[-1]
     for rel in (r for r in theirs["files"] if r.startswith(newest + "/")):  # type: ignore[index]
         _download(remote, rel, local / rel)
     return local / newest

@@ -3,9 +3,7 @@ target two "machines" (two local working copies) share."""
 
 from __future__ import annotations
 
-import logging
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,54 +13,21 @@ import pytest
 
 from magsync.load.remote import open_remote, publication_rel, publish
 from tests.launcher import preload
+from tests.s3server import duckdb_rows, moto_s3, s3, storage_options
 from tests.servers import fresh_database
 from tests.synchelp import sync
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
 BUCKET = "magsync-test"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-               "AWS_DEFAULT_REGION": "us-east-1"}
 EXPORTS = "exports/source=default"
-
-
-def free_port() -> int:
-    """A port nothing listens on now, on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on loopback with one bucket; the AWS_* credentials it accepts are
-    in the environment, as a worker's would be."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    saved = {k: os.environ.get(k) for k in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        s3(endpoint).mkdir(BUCKET)
+    """moto's S3 server on loopback with one bucket; the credentials in the environment."""
+    with moto_s3(BUCKET) as endpoint:
         yield endpoint
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.stop()
-
-
-def s3(endpoint: str) -> Any:
-    """A reader's own S3 file system (no cached listings)."""
-    import s3fs
-
-    return s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)
 
 
 def remote(endpoint: str, prefix: str) -> dict[str, Any]:
@@ -72,22 +37,8 @@ def remote(endpoint: str, prefix: str) -> dict[str, Any]:
 
 def read_exports(endpoint: str, prefix: str, table: str) -> pd.DataFrame:
     """An export as an analyst reads it from the bucket with pandas."""
-    options = {"endpoint_url": endpoint, "key": "test", "secret": "test"}
     return pd.read_parquet(f"s3://{BUCKET}/{prefix}/{EXPORTS}/{table}.parquet",
-                           storage_options=options)
-
-
-def duckdb_count(endpoint: str, prefix: str, table: str) -> dict[str, int]:
-    """Rows per source of every store's export of a table, read by DuckDB through s3fs
-    (its httpfs extension would need a download)."""
-    import duckdb
-
-    con = duckdb.connect()
-    con.register_filesystem(s3(endpoint))
-    rows = con.sql(f"SELECT source, count(*) FROM read_parquet('s3://{BUCKET}/{prefix}/"
-                   f"exports/source=*/{table}.parquet', hive_partitioning = true) "
-                   "GROUP BY source").fetchall()
-    return dict(rows)
+                           storage_options=storage_options(endpoint))
 
 
 def test_sync_publishes_exports_readable_by_pandas_and_duckdb(s3_endpoint: str,
@@ -99,7 +50,8 @@ def test_sync_publishes_exports_readable_by_pandas_and_duckdb(s3_endpoint: str,
         local = pd.read_parquet(tmp_path / "a" / EXPORTS / "customers.parquet")
         remote_customers = read_exports(s3_endpoint, "one", "customers")
         assert len(remote_customers) == len(local) == report["counts"]["customer"]["created"]
-        assert duckdb_count(s3_endpoint, "one", "customers") == {"default": len(local)}
+        assert duckdb_rows(s3_endpoint, f"s3://{BUCKET}/one", "customers") \
+            == {"default": len(local)}
         fs = s3(s3_endpoint)
         run_folder = f"{BUCKET}/one/reports/source=default/{report['run_id']}"
         assert {"summary.json", "index.html"} <= {Path(p).name for p in fs.ls(run_folder)}
@@ -213,3 +165,38 @@ def test_run_killed_before_publishing_is_published_by_the_rerun(s3_endpoint: str
     assert state.is_completed(), state.message
     assert report["counts"]["customer"].get("updated", 0) == 0
     assert last_name(read_exports(s3_endpoint, "three", "customers")) == "Smyth"
+
+
+def test_sqlite_target_with_a_remote_output_is_refused(tmp_path: Path) -> None:
+    """Its run lock is a file on one machine: nothing keeps another machine's run of the
+    store from publishing meanwhile. Refused before anything is opened or fetched."""
+    state, report = sync(SAMPLE, tmp_path / "out",
+                         remote={"url": f"s3://{BUCKET}/refused",
+                                 "endpoint_url": "http://127.0.0.1:9"})
+    assert state.is_failed() and report["exit_code"] == 2
+    assert "SQLite target's run lock is a file on one machine" in str(state.message)
+    assert not (tmp_path / "out" / "magsync.sqlite").exists()
+
+
+@pytest.mark.parametrize(("pool", "refused"), [
+    (None, False), (("one-at-a-time", 1), False), (("wide", 4), True), (("open", None), True)])
+def test_sqlite_target_on_a_work_pool_needs_one_run_at_a_time(
+        tmp_path: Path, pool: tuple[str, int | None] | None, refused: bool) -> None:
+    from magsync.flows.settings import load_settings
+    from magsync.flows.sync_steps import check_single_writer
+    from magsync.transform.errors import ConfigError
+
+    settings = load_settings(output_dir=str(tmp_path))
+    if not refused:
+        check_single_writer(settings, pool)
+        return
+    with pytest.raises(ConfigError, match=f"work pool '{pool[0]}' allows"):  # type: ignore[index]
+        check_single_writer(settings, pool)
+
+
+def test_output_dir_url_is_the_remote_with_a_local_working_copy() -> None:
+    from magsync.flows.settings import REMOTE_COPIES, load_settings
+
+    settings = load_settings(output_dir="s3://bucket/some/prefix/")
+    assert settings.remote.url == "s3://bucket/some/prefix"
+    assert settings.output_dir == (REMOTE_COPIES / "s3/bucket/some/prefix").resolve()
