@@ -200,3 +200,30 @@ def test_output_dir_url_is_the_remote_with_a_local_working_copy() -> None:
     settings = load_settings(output_dir="s3://bucket/some/prefix/")
     assert settings.remote.url == "s3://bucket/some/prefix"
     assert settings.output_dir == (REMOTE_COPIES / "s3/bucket/some/prefix").resolve()
+
+
+def test_forget_reaches_the_published_exports(s3_endpoint: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`magsync forget` on another machine (an empty working copy) fetches the store's
+    publication, erases the customer from it and publishes the result."""
+    from magsync.flows.cli import main
+
+    email = "sophie.smith1@example.com"
+    with fresh_database("postgresql") as db:
+        state, _ = sync(SAMPLE, tmp_path / "a", target={"url": db},
+                        remote=remote(s3_endpoint, "forget"))
+        assert state.is_completed(), state.message
+        assert email in set(read_exports(s3_endpoint, "forget", "customers")["email"])
+        monkeypatch.delenv("PREFECT_API_URL", raising=False)
+        monkeypatch.setenv("MAGSYNC_REMOTE__ENDPOINT_URL", s3_endpoint)
+        monkeypatch.setenv("MAGSYNC_REMOTE__LOCAL_DIR", str(tmp_path / "b"))
+        code = main(["forget", "--email", email, "--website", "base", "--output-dir",
+                     f"s3://{BUCKET}/forget", "--target", db, "--json"])
+    assert code == 0
+    assert (tmp_path / "b" / "s3" / BUCKET / "forget" / EXPORTS / "customers.parquet").is_file()
+    assert email not in set(read_exports(s3_endpoint, "forget", "customers")["email"])
+    history = s3(s3_endpoint).find(f"{BUCKET}/forget/{EXPORTS}/history/customers")
+    options = storage_options(s3_endpoint)
+    for path in history:
+        assert email not in set(pd.read_parquet(f"s3://{path}", storage_options=options)
+                                .get("email", pd.Series(dtype=str)))
