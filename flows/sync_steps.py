@@ -56,7 +56,7 @@ def run_steps(settings: Settings, steps: Steps = PLAIN) -> dict[str, Any]:
     """One sync, step by step; returns the report as a dict. Raises MagsyncError with the
     report attached (`err.report`) when the run is refused or fails."""
     check_output_dir(settings.output_dir)
-    check_single_writer(settings, steps.pool())
+    check_single_writer(settings, steps.pool)
     source = build_source(settings)
     run = pipeline.open_run(settings, source.describe())
     if isinstance(source, CsvSource):  # skipped files now; notes found while reading later
@@ -82,10 +82,14 @@ def run_steps(settings: Settings, steps: Steps = PLAIN) -> dict[str, Any]:
     return report.to_dict()
 
 
-def check_single_writer(settings: Settings, pool: tuple[str, int | None] | None) -> None:
+def check_single_writer(settings: Settings,
+                        on_pool: Callable[[], tuple[str, int | None] | None]) -> None:
     """Refuses a SQLite target whose runs could come from several machines (a remote
     output, or runs on a work pool) unless the pool allows one run at a time."""
-    if not settings.target_url.startswith("sqlite") or (not settings.remote.url and not pool):
+    if not settings.target_url.startswith("sqlite"):
+        return  # a server target's run lock holds across machines: no pool to ask about
+    pool = on_pool()
+    if not settings.remote.url and not pool:
         return
     why = ("a SQLite target's run lock is a file on one machine: it cannot keep runs on "
            "other machines from writing the same store's output")

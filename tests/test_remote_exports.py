@@ -188,10 +188,10 @@ def test_sqlite_target_on_a_work_pool_needs_one_run_at_a_time(
 
     settings = load_settings(output_dir=str(tmp_path))
     if not refused:
-        check_single_writer(settings, pool)
+        check_single_writer(settings, lambda: pool)
         return
     with pytest.raises(ConfigError, match=f"work pool '{pool[0]}' allows"):  # type: ignore[index]
-        check_single_writer(settings, pool)
+        check_single_writer(settings, lambda: pool)
 
 
 def test_output_dir_url_is_the_remote_with_a_local_working_copy() -> None:
