@@ -18,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
+from magsync.load.lock import schema_lock
 from magsync.load.parquet_export import keyed_schema
 from magsync.load.sql_bulk import (
     bulk_upsert,
@@ -125,7 +126,7 @@ class SqlTarget:
     # -- schema ---------------------------------------------------------------------
     def migrate(self) -> None:
         """Brings the tables to the newest revision (Alembic, `magsync_schema_version`)."""
-        with self.engine.begin() as conn:
+        with self.engine.begin() as conn, schema_lock(conn):
             cfg = Config()
             cfg.set_main_option("script_location", str(MIGRATIONS))
             cfg.attributes["connection"] = conn
