@@ -18,7 +18,6 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
-from magsync.load.lock import schema_lock
 from magsync.load.parquet_export import keyed_schema
 from magsync.load.sql_bulk import (
     bulk_upsert,
@@ -44,6 +43,7 @@ from magsync.transform.schema import (
 )
 
 log = logging.getLogger("magsync.load")
+MIGRATE_KEY = 0x6D6167_6D6967  # the advisory lock serialising migrations ("magmig")
 MIGRATIONS = Path(__file__).parent / "migrations"
 KEY_CHUNK = 500  # keys per IN (...) query: under every dialect's parameter limit
 KEY_INDEX_CHUNK = 100_000  # rows per fetch when reading the key index
@@ -125,12 +125,22 @@ class SqlTarget:
 
     # -- schema ---------------------------------------------------------------------
     def migrate(self) -> None:
-        """Brings the tables to the newest revision (Alembic, `magsync_schema_version`)."""
-        with self.engine.begin() as conn, schema_lock(conn):
+        """Brings the tables to the newest revision (Alembic, `magsync_schema_version`).
+        One migration at a time per database: the run lock is per store, and two stores'
+        first runs on a fresh database would both create the tables (a fleet's do)."""
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":  # released when the transaction ends
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATE_KEY})
+            elif self.dialect in ("mysql", "mariadb"):  # DDL commits: a session lock
+                conn.execute(sa.text("SELECT GET_LOCK('magsync_migrate', 600)"))
             cfg = Config()
             cfg.set_main_option("script_location", str(MIGRATIONS))
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            try:
+                command.upgrade(cfg, "head")
+            finally:
+                if self.dialect in ("mysql", "mariadb"):  # a pooled session keeps it
+                    conn.execute(sa.text("SELECT RELEASE_LOCK('magsync_migrate')"))
 
     def is_initialised(self) -> bool:
         """Whether the entity tables exist (a dry run never creates them)."""
