@@ -10,6 +10,7 @@ from typing import Any
 
 from magsync.flows.fleet_file import limit_names, store_overrides
 from magsync.flows.fleet_settings import Fleet, FleetStore
+from magsync.transform.errors import ConfigError
 
 SYNC_FLOW, FLEET_FLOW = "magsync-sync", "magsync-fleet"
 FLEET_TAG = "magsync-fleet"  # marks the deployments `--prune` may remove
@@ -42,6 +43,8 @@ def deploy(fleet: Fleet, pool: str, *, prune: bool, zombie_after: timedelta = ZO
     from magsync.flows.fleet_flow import fleet_flow
     from magsync.flows.sync import sync_flow
 
+    with get_client(sync_client=True) as client:
+        check_pool(client, fleet, pool)
     module = EntrypointType.MODULE_PATH  # the installed package: no code to pull
     deployed = []
     for store in fleet.stores:
@@ -67,6 +70,27 @@ def deploy(fleet: Fleet, pool: str, *, prune: bool, zombie_after: timedelta = ZO
         removed = prune_deployments(client, set(deployed)) if prune else []
     ensure_zombie_automation(zombie_after)
     return {"deployed": deployed, "limits": limits, "removed": removed}
+
+
+def check_pool(client: Any, fleet: Fleet, pool: str) -> None:
+    """Refuses a fleet with a SQLite target on a pool that may run two syncs at once: the
+    target's run lock is a file on one machine, and the pool's workers may be on several
+    (the sync checks again when it starts: flows/sync_steps.py::check_single_writer)."""
+    from prefect.exceptions import ObjectNotFound
+
+    if not fleet.sqlite_targets:
+        return
+    try:
+        limit = client.read_work_pool(pool).concurrency_limit
+    except ObjectNotFound:
+        raise ConfigError(f"work pool {pool!r} not found: create it first (prefect "
+                          "work-pool create NAME --type process)") from None
+    if limit != 1:
+        raise ConfigError(
+            f"SQLite target {', '.join(fleet.sqlite_targets)}: its run lock is a file on "
+            f"one machine, and work pool {pool!r} allows {limit or 'unlimited'} concurrent "
+            f"runs on any of its workers; set the pool's limit to 1 (prefect work-pool "
+            f"set-concurrency-limit {pool} 1) or use a PostgreSQL or MariaDB target")
 
 
 def ensure_limits(client: Any, fleet: Fleet) -> list[str]:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from magsync.flows.fleet_settings import Fleet, FleetStore
 from magsync.flows.messages import settings_error
+from magsync.load.layout import is_url
 from magsync.transform.errors import ConfigError
 
 FLEET_FILE = Path("stores.toml")
@@ -28,7 +29,7 @@ def limit_names(fleet: Fleet, store: FleetStore) -> dict[str, str]:
 def store_overrides(fleet: Fleet, store: FleetStore) -> dict[str, Any]:
     """The settings a store's sync runs with (its deployment's parameters): secret-free."""
     source = {**store.source.model_dump(mode="json", exclude_none=True), "name": store.name}
-    out: dict[str, Any] = {"source": source, "output_dir": str(fleet.output_dir),
+    out: dict[str, Any] = {"source": source, "output_dir": fleet.output_dir,
                            "target": {"url": fleet.targets[store.target].url},
                            "limits": limit_names(fleet, store)}
     for key in ("website_codes", "gender_labels"):
@@ -50,7 +51,8 @@ def load_fleet(path: Path | None = None) -> Fleet:
     except ValidationError as err:
         raise ConfigError(f"fleet file {path}: {settings_error(err)}") from None
     base = path.resolve().parent  # relative paths are relative to the fleet file
-    fleet.output_dir = (base / fleet.output_dir.expanduser()).resolve()
+    if not is_url(fleet.output_dir):
+        fleet.output_dir = str((base / Path(fleet.output_dir).expanduser()).resolve())
     for store in fleet.stores:
         if store.source.input is not None:
             store.source.input = (base / store.source.input.expanduser()).resolve()

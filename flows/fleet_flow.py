@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Failed
 
+from magsync.flows.settings import load_settings
 from magsync.load.fleet_report import FleetReport, store_outcome
+from magsync.load.remote import fetch_newest_report, open_remote, put_folder
 
 SYNC_FLOW = "magsync-sync"
 POLL_S = 2.0
@@ -33,17 +36,30 @@ def fleet_flow(stores: list[str], output_dir: str, full: bool = False,
                                      as_subflow=True)
         logger.info("store %s: flow run %s", store, runs[store].id)
     finished = _wait({s: r.id for s, r in runs.items()}, timeout_s)
-    for store in stores:
-        fr = finished[store]
-        state = fr.state.type.value if fr.state else "UNKNOWN"
-        duration = fr.total_run_time.total_seconds() if fr.total_run_time else None
-        report.stores.append(store_outcome(
-            Path(output_dir), store, state, str(fr.id), fr.start_time, duration,
-            fr.state.message if fr.state else None))
+    settings = load_settings(output_dir=output_dir)  # a URL: its local copy and endpoint
+    remote = open_remote(settings.remote.url, settings.remote.endpoint_url) \
+        if settings.remote.url else None
+    with tempfile.TemporaryDirectory(prefix="magsync-fleet-") as scratch:
+        for store in stores:
+            fr = finished[store]
+            state = fr.state.type.value if fr.state else "UNKNOWN"
+            duration = fr.total_run_time.total_seconds() if fr.total_run_time else None
+            reports = settings.output_dir
+            if remote is not None:  # the runs published their reports from any worker
+                reports = Path(scratch)
+                fetch_newest_report(remote, store, reports)
+            report.stores.append(store_outcome(
+                reports, store, state, str(fr.id), fr.start_time, duration,
+                fr.state.message if fr.state else None))
     report.finished_at = datetime.now(UTC)
-    folder = report.write(Path(output_dir))
-    logger.info("fleet report: %s\n%s", folder, report.summary_text())
-    result = {**report.to_dict(), "report_dir": str(folder)}
+    folder = report.write(settings.output_dir)
+    where = str(folder)
+    if remote is not None:
+        rel = folder.relative_to(settings.output_dir).as_posix()
+        put_folder(settings.output_dir, remote, rel, last="fleet.json")
+        where = f"{remote.url}/{rel}"
+    logger.info("fleet report: %s\n%s", where, report.summary_text())
+    result = {**report.to_dict(), "report_dir": where}
     if report.failed:
         return Failed(message=f"stores failed: {', '.join(report.failed)}", data=result)
     return result

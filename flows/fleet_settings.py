@@ -107,7 +107,9 @@ class Fleet(BaseModel):
     """The whole fleet file."""
 
     model_config = STRICT
-    output_dir: Path = Path("data/out")  # shared: each store writes under source=<name>
+    # shared: each store writes under source=<name>; a folder, or a URL (s3://bucket/prefix)
+    # whose local working copy each worker keeps (load/remote.py)
+    output_dir: str = "data/out"
     targets: dict[str, FleetTarget]
     stores: list[FleetStore] = Field(min_length=1)
 
@@ -122,6 +124,11 @@ class Fleet(BaseModel):
                 raise ValueError(f"store {store.name!r}: no target named {store.target!r} "
                                  f"(targets: {', '.join(sorted(self.targets))})")
         return self
+
+    @property
+    def sqlite_targets(self) -> list[str]:
+        """The targets whose run lock is a local file."""
+        return sorted(n for n, t in self.targets.items() if t.url.startswith("sqlite"))
 
     def store(self, name: str) -> FleetStore:
         """The named store, or ConfigError listing the known ones."""

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magsync.flows.target_args import add_target_options, target_settings
 from magsync.transform.errors import ConfigError
+
+if TYPE_CHECKING:
+    from magsync.flows.settings import Settings
 
 
 def add_parser(sub: Any) -> None:
@@ -48,6 +53,21 @@ def identity(args: argparse.Namespace, website_codes: dict[str, int]) -> Any:
     return Identity(email=args.email, website_id=website_codes[website])
 
 
+@contextmanager
+def remote_copy(settings: Settings, run_id: str) -> Iterator[None]:
+    """With a remote output: the store's newest publication fetched before the erasure
+    and the erased files published after it, both under its run lock (load/remote.py)."""
+    if not settings.remote.url:
+        yield
+        return
+    from magsync.load.remote import fetch, open_remote, publish
+
+    remote = open_remote(settings.remote.url, settings.remote.endpoint_url)
+    fetch(settings.output_dir, remote, settings.source.name)
+    yield
+    publish(settings.output_dir, remote, settings.source.name, run_id)
+
+
 def run(args: argparse.Namespace) -> int:
     """Erases the customer (or lists what would go); exit 0 also when nothing held it."""
     from magsync.load.forget import run_erasure, write_report
@@ -64,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         erasure = run_erasure(target, settings.output_dir, who, run_id=run_id,
                               pii_key=settings.exports.policy().key, dry_run=args.dry_run,
-                              wait_lock_s=wait)
+                              wait_lock_s=wait, held=lambda: remote_copy(settings, run_id))
     finally:
         target.dispose()
     record = {"run_id": run_id, "dry_run": args.dry_run, "started_at": started.isoformat(),

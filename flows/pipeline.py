@@ -19,6 +19,7 @@ from magsync.load import merge as merging
 from magsync.load.guards import check_conservation, check_delete_ratio, check_fault_ratio
 from magsync.load.layout import exports_dir, report_dir, staging_dir
 from magsync.load.lock import RunLock
+from magsync.load.remote import PublishError, Remote, fetch, open_remote, publish
 from magsync.load.report import RecordsWriter, RunReport, prune_reports
 from magsync.load.report_page import write_page
 from magsync.load.run_context import RunContext, lean_arrow_memory, prepare_target, record_finished
@@ -45,6 +46,7 @@ class Run:
     validator: SuiteValidator | None
     lock: RunLock | None
     options: StageOptions
+    remote: Remote | None = None  # where the output is published (load/remote.py)
 
     @property
     def report(self) -> RunReport:
@@ -72,11 +74,15 @@ def open_run(settings: Settings, input_description: str) -> Run:
             validator = SuiteValidator(settings.expectations_dir or BUNDLED_SUITES, started)
     else:
         report.notes.append("validation switched off (validation = false)")
+    remote = open_remote(settings.remote.url, settings.remote.endpoint_url) \
+        if settings.remote.url else None
     lock = None
     if not settings.dry_run:
         lock = RunLock(target.engine, settings.source.name, run_id)
         lock.acquire(settings.target.wait_lock_s)
         try:
+            if remote is not None:  # under the lock: nobody publishes this store meanwhile
+                fetch_output(remote, out, name, report)
             prepare_target(target, lock, report, started, staging_dir(out, name))
         except BaseException:
             lock.release()
@@ -85,7 +91,17 @@ def open_run(settings: Settings, input_description: str) -> Run:
                       with_secrets=settings.target.store_secrets)
     context = RunContext(run_id, report, RecordsWriter(folder, run_id), target, staging,
                          checkpoint, pii_key=settings.exports.policy().key)
-    return Run(settings, started, folder, context, validator, lock, StageOptions.of(settings))
+    return Run(settings, started, folder, context, validator, lock, StageOptions.of(settings),
+               remote)
+
+
+def fetch_output(remote: Remote, out: Path, name: str, report: RunReport) -> None:
+    """Brings the local copy up to the remote's publication (another machine's runs)."""
+    with report.timed("fetch"):
+        fetched = fetch(out, remote, name)
+    report.notes.append(f"output published to {remote.url}")
+    if fetched:
+        log.info("fetched %d files of store %s from %s", len(fetched), name, remote.url)
 
 
 def stage(run: Run, batches: Iterable[RawBatch], *, has_groups: bool,
@@ -140,8 +156,34 @@ def finish(run: Run, status: str, error: str | None = None) -> RunReport:
             record_finished(ctx, run.started, status)
         prune_reports(run.report_dir.parent, run.settings.keep_reports_days)
     report.write_summary(run.report_dir)
-    if run.lock is not None:
-        run.lock.release()
-    ctx.target.dispose()
-    write_page(run.report_dir)  # every run's index.html; after the lock is released
+    publishing = run.remote is not None and run.lock is not None
+    try:
+        if publishing:  # the page goes with the report; both under the lock
+            write_page(run.report_dir)
+            checkpoint("publish")  # the crash test's: committed, not yet published
+            publish_output(run)
+    finally:
+        if run.lock is not None:
+            run.lock.release()
+        ctx.target.dispose()
+    if not publishing:
+        write_page(run.report_dir)  # every run's index.html; after the lock is released
     return report
+
+
+def publish_output(run: Run) -> list[str]:
+    """Publishes the store's exports and reports (load/remote.py). A failure fails a run
+    that had succeeded (the target holds it; the next run publishes again) and is only
+    logged when the run had failed already (its own error says more)."""
+    assert run.remote is not None
+    name = run.settings.source.name
+    try:
+        order = publish(run.settings.output_dir, run.remote, name, run.context.run_id)
+    except PublishError as err:
+        if run.report.status != "done":
+            log.warning("%s", err)
+            return []
+        err.report = run.report.to_dict()
+        raise
+    log.info("published %d files of store %s to %s", len(order), name, run.remote.url)
+    return order

@@ -6,15 +6,16 @@ import codecs
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from magsync.flows.export_settings import ExportSettings
 from magsync.flows.layered import LayeredSettings, load_layered
 from magsync.flows.secret_url import SecretUrl
-from magsync.load.layout import check_store_name
+from magsync.load.layout import check_store_name, is_url
 
 CONFIG_FILE = Path("magsync.toml")
+REMOTE_COPIES = Path("data/out/remote")  # local working copies of remote outputs
 TAB_NAMES = {"tab": "\t", "\\t": "\t"}  # a tab is hard to type on a command line
 
 
@@ -83,6 +84,26 @@ class LimitSettings(BaseModel):
     store: str | None = None  # held for the whole run: one run per store host
 
 
+class RemoteSettings(BaseModel):
+    """Where the output is published beyond this machine (load/remote.py). Credentials
+    never live here: the file system reads its own (for S3: AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance role)."""
+
+    url: str | None = Field(None, description="fsspec URL of the output, e.g. "
+                            "s3://bucket/prefix; output_dir is then its local working copy")
+    endpoint_url: str | None = Field(None, description="an S3-compatible server (default: "
+                                     "AWS_ENDPOINT_URL, else AWS)")
+    # where output_dir = "<url>" keeps its working copy: <local_dir>/<scheme>/<bucket>/...
+    local_dir: Path = REMOTE_COPIES
+
+    @field_validator("url")
+    @classmethod
+    def _a_url(cls, value: str | None) -> str | None:
+        if value is not None and not is_url(value):
+            raise ValueError(f"{value!r} is not a URL (scheme://bucket/prefix)")
+        return value.rstrip("/") if value else None
+
+
 class TargetSettings(BaseModel):
     """Where records go."""
 
@@ -123,6 +144,9 @@ class Settings(RunSettings):
                                       toml_file=CONFIG_FILE, extra="forbid")
 
     target: TargetSettings = TargetSettings()
+    # output_dir = "s3://bucket/prefix" is short for remote.url = that URL with output_dir
+    # its local working copy, data/out/remote/s3/bucket/prefix (remote.local_dir)
+    remote: RemoteSettings = RemoteSettings()
     exports: ExportSettings = ExportSettings()  # the PII policy of the Parquet exports
     limits: LimitSettings = LimitSettings()
     batch_size: int = Field(50_000, ge=1)
@@ -135,6 +159,19 @@ class Settings(RunSettings):
     # off only to compare with and measure the full road (tests, bench)
     skip_unchanged: bool = True
     validation: bool = True  # off only to measure what validation costs (bench)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _remote_output_dir(cls, data: Any) -> Any:
+        """An output_dir that is a URL becomes remote.url, with its local working copy."""
+        out = data.get("output_dir") if isinstance(data, dict) else None
+        if isinstance(out, str) and is_url(out):
+            remote = dict(data.get("remote") or {})
+            remote["url"] = out
+            base = Path(remote.get("local_dir") or REMOTE_COPIES)
+            local = base / out.replace("://", "/", 1).rstrip("/")
+            return {**data, "remote": remote, "output_dir": local}
+        return data
 
     @property
     def target_url(self) -> str:

@@ -29,8 +29,21 @@ def slot(name: str | None) -> AbstractContextManager[Any]:
     return concurrency(name, strict=True, lease_duration=60) if name else nullcontext()
 
 
+def current_pool() -> tuple[str, int | None] | None:
+    """The work pool this flow run is on and its concurrency limit; None off a pool."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    name = context.flow_run.work_pool_name if context and context.flow_run else None
+    if not name:
+        return None
+    with get_client(sync_client=True) as client:
+        return name, client.read_work_pool(name).concurrency_limit
+
+
 TASKS = Steps(stage_task, guards_task, merge_task, export_task,
-              writing=lambda settings: slot(settings.limits.target))
+              writing=lambda settings: slot(settings.limits.target), pool=current_pool)
 
 
 def run_sync(settings: Settings, *, orchestrated: bool = True) -> dict[str, Any]:

@@ -45,6 +45,8 @@ class Steps:
     export: Callable[[pipeline.Run, Staged], Any] = pipeline.export
     # Held around the writes (merge, export): a tracked run's target concurrency slot.
     writing: Callable[[Settings], AbstractContextManager[Any]] = lambda _: nullcontext()
+    # The work pool the run is on and its concurrency limit; None: not on a pool.
+    pool: Callable[[], tuple[str, int | None] | None] = lambda: None
 
 
 PLAIN = Steps()
@@ -54,6 +56,7 @@ def run_steps(settings: Settings, steps: Steps = PLAIN) -> dict[str, Any]:
     """One sync, step by step; returns the report as a dict. Raises MagsyncError with the
     report attached (`err.report`) when the run is refused or fails."""
     check_output_dir(settings.output_dir)
+    check_single_writer(settings, steps.pool)
     source = build_source(settings)
     run = pipeline.open_run(settings, source.describe())
     if isinstance(source, CsvSource):  # skipped files now; notes found while reading later
@@ -77,6 +80,27 @@ def run_steps(settings: Settings, steps: Steps = PLAIN) -> dict[str, Any]:
         raise
     report = pipeline.finish(run, "dry-run" if settings.dry_run else "done")
     return report.to_dict()
+
+
+def check_single_writer(settings: Settings,
+                        on_pool: Callable[[], tuple[str, int | None] | None]) -> None:
+    """Refuses a SQLite target whose runs could come from several machines (a remote
+    output, or runs on a work pool) unless the pool allows one run at a time."""
+    if not settings.target_url.startswith("sqlite"):
+        return  # a server target's run lock holds across machines: no pool to ask about
+    pool = on_pool()
+    if not settings.remote.url and not pool:
+        return
+    why = ("a SQLite target's run lock is a file on one machine: it cannot keep runs on "
+           "other machines from writing the same store's output")
+    fix = ("run it on a work pool whose concurrency limit is 1 (prefect work-pool "
+           "set-concurrency-limit POOL 1), or use a PostgreSQL or MariaDB target")
+    if pool is None:
+        raise ConfigError(f"output {settings.remote.url} is remote and {why}; {fix}")
+    name, limit = pool
+    if limit != 1:
+        raise ConfigError(f"work pool {name!r} allows {limit or 'unlimited'} concurrent "
+                          f"runs and {why}; {fix}")
 
 
 def sync_outcome(overrides: dict[str, Any] | None, config_file: str | None,

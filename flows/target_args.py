@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magsync.flows.secret_url import SecretUrl
+from magsync.load.layout import is_url
 
 if TYPE_CHECKING:
     from magsync.flows.settings import Settings
@@ -18,7 +19,8 @@ def add_target_options(p: argparse.ArgumentParser,
                        target_help: str = "SQLAlchemy URL of the target") -> None:
     """--target, --output-dir, --source-name and --config."""
     p.add_argument("--target", help=target_help)
-    p.add_argument("--output-dir", type=Path)
+    p.add_argument("--output-dir", metavar="DIR_OR_URL",
+                   help="output folder, or an fsspec URL (s3://bucket/prefix) published to")
     p.add_argument("--source-name", help="store name kept with every row (default 'default')")
     p.add_argument("--config", type=Path, help="TOML settings file (default ./magsync.toml)")
 
@@ -39,7 +41,8 @@ def target_overrides(args: argparse.Namespace) -> dict[str, Any]:
     with its password masked wherever it is shown, and never goes through os.environ."""
     out: dict[str, Any] = {}
     if args.output_dir is not None:
-        out["output_dir"] = str(args.output_dir.resolve())
+        given_dir = str(args.output_dir)
+        out["output_dir"] = given_dir if is_url(given_dir) else str(Path(given_dir).resolve())
     if args.source_name is not None:
         out["source"] = {"name": args.source_name}
     if args.target:

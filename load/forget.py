@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -273,9 +275,11 @@ def _erase_file(path: Path, rel: Path, subject: ff.Subject, patterns: Any, *,
 
 
 def run_erasure(target: SqlTarget, output_dir: Path, who: Identity, *, run_id: str,
-                pii_key: bytes | None, dry_run: bool, wait_lock_s: float) -> Erasure:
+                pii_key: bytes | None, dry_run: bool, wait_lock_s: float,
+                held: Callable[[], AbstractContextManager[Any]] = nullcontext) -> Erasure:
     """The whole erasure under the target's run lock (a dry run takes none and changes
-    nothing): suppression and target, then files, then id maps."""
+    nothing): suppression and target, then files, then id maps. `held` wraps the work
+    under the lock (a remote output: fetched before, published after)."""
     from magsync.load.lock import RunLock
 
     erasure = Erasure(who.kind)
@@ -285,15 +289,16 @@ def run_erasure(target: SqlTarget, output_dir: Path, who: Identity, *, run_id: s
         lock = RunLock(target.engine, target.source, run_id)
         lock.acquire(wait_lock_s)
     try:
-        if not dry_run:
-            target.migrate()  # the suppression table (a new target: made here)
-        subject = resolve(target, output_dir, who, pii_key, skip)
-        erasure.counts.update(erase_target(target, subject, who.customer_id, run_id, pii_key,
-                                           dry_run=dry_run))
-        erasure.files = erase_files(output_dir, subject, skip, dry_run=dry_run)
-        entries, maps = erase_id_maps(output_dir, subject, skip, dry_run=dry_run)
-        erasure.counts["id_map_entries"] = entries
-        erasure.files.rewritten += maps
+        with nullcontext() if dry_run else held():
+            if not dry_run:
+                target.migrate()  # the suppression table (a new target: made here)
+            subject = resolve(target, output_dir, who, pii_key, skip)
+            erasure.counts.update(erase_target(target, subject, who.customer_id, run_id,
+                                               pii_key, dry_run=dry_run))
+            erasure.files = erase_files(output_dir, subject, skip, dry_run=dry_run)
+            entries, maps = erase_id_maps(output_dir, subject, skip, dry_run=dry_run)
+            erasure.counts["id_map_entries"] = entries
+            erasure.files.rewritten += maps
     finally:
         if lock is not None:
             lock.release()

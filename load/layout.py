@@ -28,6 +28,11 @@ def check_store_name(name: str) -> str:
     return name
 
 
+def is_url(value: str) -> bool:
+    """Whether an output location names a remote (scheme://...) rather than a folder."""
+    return "://" in value
+
+
 def partition(output_dir: Path, kind: str, source: str) -> Path:
     """`<output_dir>/<kind>/source=<source>`: one store's share of exports, reports or
     staging."""

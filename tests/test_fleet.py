@@ -1,6 +1,8 @@
 """A fleet end to end on real parts: `prefect server start`, a process work pool with two
 `prefect worker start` processes, three emulator stores (one faulty, one slow), one
-PostgreSQL target; `magsync deploy`, then `magsync fleet`."""
+PostgreSQL target, exports to moto's S3 server on loopback (each worker and the fleet
+command keep their own local working copy, as on separate machines); `magsync deploy`,
+then `magsync fleet`."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import sqlalchemy as sa
 
 from magsync.magento.emulator import FaultInjection, Latency, generated_store, run_emulator
 from tests.prefect_server import BIN, PrefectServer
+from tests.s3server import CREDENTIALS, duckdb_rows, moto_s3, s3, storage_options
 from tests.servers import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +32,10 @@ SIZES = {"alpha": 12, "faulty": 10, "slow": 8}
 # each write phase is held 3 s: without the limit, the writes overlap.
 MAX_WRITERS = 1
 HELD_S = "3"
+BUCKET = "fleet-exports"
 
 
-def fleet_toml(out: Path, target: str, urls: dict[str, str], stores: list[str]) -> str:
+def fleet_toml(out: str, target: str, urls: dict[str, str], stores: list[str]) -> str:
     """The fleet file of the test's stores."""
     text = (f'output_dir = "{out}"\n[targets.warehouse]\nurl = "{target}"\n'
             f"max_writers = {MAX_WRITERS}\n")
@@ -85,14 +89,18 @@ def test_fleet_on_a_work_pool(prefect_server: PrefectServer, tmp_path: Path) -> 
     faulty = generated_store(SIZES["faulty"], seed=3)
     for cid in (1, 2, 3):  # 30% faulted: over max_fault_ratio, the store's run is refused
         faulty.update_customer(cid, {"email": f"broken-{cid}"})
-    out, pool = tmp_path / "out", f"fleet-{secrets.token_hex(3)}"
-    env = {**prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "1",
+    pool = f"fleet-{secrets.token_hex(3)}"
+    out = f"s3://{BUCKET}/fleet"
+    env = {**prefect_server.env, **CREDENTIALS, "PREFECT_WORKER_QUERY_SECONDS": "1",
            "PREFECT_RUNNER_POLL_FREQUENCY": "1", "MAGSYNC_TEST_PAUSE_AT": "after-commit",
            "MAGSYNC_TEST_PAUSE_S": HELD_S,  # and all three stores stage together:
            "MAGSYNC_TEST_BARRIER": f"first-batch:{len(SIZES)}:{tmp_path / 'barrier'}",
            **{f"{n.upper()}_MAGENTO_KEY": KEY for n in SIZES}}
     with ExitStack() as stack:
         db = stack.enter_context(fresh_database("postgresql"))
+        endpoint = stack.enter_context(moto_s3(BUCKET))
+        env["AWS_ENDPOINT_URL"] = endpoint  # the endpoint as a worker's environment gives it
+        env["MAGSYNC_REMOTE__LOCAL_DIR"] = str(tmp_path / "cli-copy")
         emus = {
             "alpha": stack.enter_context(run_emulator(
                 generated_store(SIZES["alpha"], seed=1), users={"etl": KEY})),
@@ -117,7 +125,8 @@ def test_fleet_on_a_work_pool(prefect_server: PrefectServer, tmp_path: Path) -> 
             + ["magsync-fleet/fleet"])
         assert f"magsync-target-warehouse={MAX_WRITERS}" in done["limits"]
         for n in (1, 2):
-            stack.enter_context(worker(env, pool, f"w{n}", tmp_path / f"worker{n}.log"))
+            machine = {**env, "MAGSYNC_REMOTE__LOCAL_DIR": str(tmp_path / f"w{n}-copy")}
+            stack.enter_context(worker(machine, pool, f"w{n}", tmp_path / f"worker{n}.log"))
         ran = cli(env, "fleet", "--fleet", str(fleet), "--json", "--timeout", "400")
         report = json.loads(ran.stdout.splitlines()[-1]) if ran.stdout else {}
         assert ran.returncode == 1, (ran.stderr[-3000:], report)  # the faulty store failed
@@ -131,29 +140,63 @@ def test_fleet_on_a_work_pool(prefect_server: PrefectServer, tmp_path: Path) -> 
                 "SELECT source, count(*) FROM customers WHERE deleted_at IS NULL "
                 "GROUP BY source")).all())
         engine.dispose()
+        exported = {name: pd.read_parquet(f"{out}/exports/source={name}/customers.parquet",
+                                          storage_options=storage_options(endpoint))
+                    for name in ("alpha", "slow")}
+        by_duckdb = duckdb_rows(endpoint, out, "customers")
+        bucket = s3(endpoint)
+        faulty_files = bucket.find(f"{BUCKET}/fleet/exports/source=faulty") \
+            + bucket.find(f"{BUCKET}/fleet/reports/source=faulty")
+        fleet_json = json.loads(bucket.cat_file(f"{report['report_dir']}/fleet.json"))
     assert report["failed"] == ["faulty"]
     for name in ("alpha", "slow"):
         assert stores[name]["state"] == "COMPLETED" and stores[name]["status"] == "done"
         assert stores[name]["counts"]["customer"]["created"] == SIZES[name]
-        exported = pd.read_parquet(out / "exports" / f"source={name}" / "customers.parquet")
-        assert len(exported) == SIZES[name]
+        assert len(exported[name]) == SIZES[name]
+    assert by_duckdb == {"alpha": SIZES["alpha"], "slow": SIZES["slow"]}
     bad = stores["faulty"]
     assert bad["status"] == "refused" and bad["counts"]["customer"]["faulted"] == 3, bad
     assert ("email_syntax", "customer") in {(f["rule"], f["entity"]) for f in bad["faults"]}
     assert bad["error"].startswith("fault ratio "), bad["error"]
     assert http500 > 0  # answered by retries, the store still got as far as its guards
     assert landed == {"alpha": SIZES["alpha"], "slow": SIZES["slow"]}
-    assert not (out / "exports" / "source=faulty" / "customers.parquet").exists()
+    # the refused store published its report (its faults), and no export
+    assert any(f.endswith("/summary.json") for f in faulty_files), faulty_files
+    assert not any(f.endswith(".parquet") and "/exports/" in f for f in faulty_files)
     windows = [s["write_window"] for s in stores.values() if s["write_window"]]
     assert len(windows) == 2 and max_overlap(windows) <= MAX_WRITERS
-    assert json.loads((Path(report["report_dir"]) / "fleet.json").read_text())["failed"] \
-        == ["faulty"]
+    assert report["report_dir"].startswith(f"{out}/fleet/")
+    assert fleet_json["failed"] == ["faulty"]
     assert pruned.returncode == 0, pruned.stderr[-3000:]
     assert json.loads(pruned.stdout.splitlines()[-1])["removed"] == [
         "magsync-sync/slow", "magsync-sync/slow-full"]
 
 
-def _without_slow(fleet: Path, out: Path, db: str, urls: dict[str, str]) -> Path:
+def _without_slow(fleet: Path, out: str, db: str, urls: dict[str, str]) -> Path:
     smaller = fleet.with_name("stores-2.toml")
     smaller.write_text(fleet_toml(out, db, urls, ["alpha", "faulty"]))
     return smaller
+
+
+def test_deploy_refuses_a_sqlite_target_on_a_pool_of_many_runs(prefect_harness: Path,
+                                                                tmp_path: Path) -> None:
+    """A SQLite target's run lock is a file on one machine: its fleet deploys only on a
+    pool that runs one flow at a time."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+
+    from magsync.flows.fleet_deploy import check_pool, deploy
+    from magsync.flows.fleet_file import load_fleet
+    from magsync.transform.errors import ConfigError
+
+    fleet = tmp_path / "stores.toml"
+    fleet.write_text(fleet_toml("out", f"sqlite:///{tmp_path}/t.sqlite", {"a": "http://a/"},
+                                ["a"]))
+    pool = f"sqlite-{secrets.token_hex(3)}"
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        with pytest.raises(ConfigError, match=f"work pool '{pool}' allows unlimited"):
+            deploy(load_fleet(fleet), pool, prune=False)
+        assert all(d.work_pool_name != pool for d in client.read_deployments())
+        client.update_work_pool(pool, WorkPoolUpdate(concurrency_limit=1))
+        check_pool(client, load_fleet(fleet), pool)  # one at a time: accepted
