@@ -1,8 +1,8 @@
 """A fleet end to end on real parts: `prefect server start`, a process work pool with two
-`prefect worker start` processes, three emulator stores (one faulty, one slow), one
-PostgreSQL target, exports to moto's S3 server on loopback (each worker and the fleet
-command keep their own local working copy, as on separate machines); `magsync deploy`,
-then `magsync fleet`."""
+`prefect worker start` processes, three emulator stores (one answering HTTP 500s and
+holding a bad record, one slow), one PostgreSQL target, exports to moto's S3 server on
+loopback (each worker and the fleet command keep their own local working copy, as on
+separate machines); `magsync deploy`, then `magsync fleet`."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from tests.servers import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "fleet-test-key"
-SIZES = {"alpha": 12, "faulty": 10, "slow": 8}
+SIZES = {"alpha": 12, "faulty": 25, "slow": 8}
 # The target's limit. The stores' runs wait for each other after their first batch and
 # each write phase is held 3 s: without the limit, the writes overlap.
 MAX_WRITERS = 1
@@ -87,8 +87,11 @@ def max_overlap(windows: list[dict[str, str]]) -> int:
 @pytest.mark.slow
 def test_fleet_on_a_work_pool(prefect_server: PrefectServer, tmp_path: Path) -> None:
     faulty = generated_store(SIZES["faulty"], seed=3)
-    for cid in (1, 2, 3):  # 30% faulted: over max_fault_ratio, the store's run is refused
-        faulty.update_customer(cid, {"email": f"broken-{cid}"})
+    # One customer of 25 faulted (4%; its addresses fault with it): under max_fault_ratio
+    # (5%), so the store lands its other records and reports the fault. A store that
+    # fails outright is tests/test_fleet_crash.py's (the fleet's exit code 1).
+    broken = min(faulty.customer_ids(), key=lambda cid: len(faulty.addresses_of(cid)))
+    faulty.update_customer(broken, {"email": "broken-email"})
     pool = f"fleet-{secrets.token_hex(3)}"
     out = f"s3://{BUCKET}/fleet"
     env = {**prefect_server.env, **CREDENTIALS, "PREFECT_WORKER_QUERY_SECONDS": "1",
@@ -129,7 +132,7 @@ def test_fleet_on_a_work_pool(prefect_server: PrefectServer, tmp_path: Path) -> 
             stack.enter_context(worker(machine, pool, f"w{n}", tmp_path / f"worker{n}.log"))
         ran = cli(env, "fleet", "--fleet", str(fleet), "--json", "--timeout", "400")
         report = json.loads(ran.stdout.splitlines()[-1]) if ran.stdout else {}
-        assert ran.returncode == 1, (ran.stderr[-3000:], report)  # the faulty store failed
+        assert ran.returncode == 0, (ran.stderr[-3000:], report)  # no store failed
         http500 = emus["faulty"].stats.http500
         pruned = cli(env, "deploy", "--pool", pool, "--prune", "--json", "--fleet",
                      str(_without_slow(fleet, out, db, urls)))
@@ -142,31 +145,28 @@ def test_fleet_on_a_work_pool(prefect_server: PrefectServer, tmp_path: Path) -> 
         engine.dispose()
         exported = {name: pd.read_parquet(f"{out}/exports/source={name}/customers.parquet",
                                           storage_options=storage_options(endpoint))
-                    for name in ("alpha", "slow")}
+                    for name in SIZES}
         by_duckdb = duckdb_rows(endpoint, out, "customers")
         bucket = s3(endpoint)
-        faulty_files = bucket.find(f"{BUCKET}/fleet/exports/source=faulty") \
-            + bucket.find(f"{BUCKET}/fleet/reports/source=faulty")
+        faulty_reports = bucket.find(f"{BUCKET}/fleet/reports/source=faulty")
         fleet_json = json.loads(bucket.cat_file(f"{report['report_dir']}/fleet.json"))
-    assert report["failed"] == ["faulty"]
-    for name in ("alpha", "slow"):
+    assert report["failed"] == [] and fleet_json["failed"] == []
+    # all three stores land in the one target, told apart by `source`; the faulty store
+    # lands all but its bad customer, whom its report names
+    expected = {name: size - (name == "faulty") for name, size in SIZES.items()}
+    for name in SIZES:
         assert stores[name]["state"] == "COMPLETED" and stores[name]["status"] == "done"
-        assert stores[name]["counts"]["customer"]["created"] == SIZES[name]
-        assert len(exported[name]) == SIZES[name]
-    assert by_duckdb == {"alpha": SIZES["alpha"], "slow": SIZES["slow"]}
+        assert stores[name]["counts"]["customer"]["created"] == expected[name]
+        assert len(exported[name]) == expected[name]
+    assert landed == expected and by_duckdb == expected
     bad = stores["faulty"]
-    assert bad["status"] == "refused" and bad["counts"]["customer"]["faulted"] == 3, bad
+    assert bad["counts"]["customer"]["faulted"] == 1, bad
     assert ("email_syntax", "customer") in {(f["rule"], f["entity"]) for f in bad["faults"]}
-    assert bad["error"].startswith("fault ratio "), bad["error"]
-    assert http500 > 0  # answered by retries, the store still got as far as its guards
-    assert landed == {"alpha": SIZES["alpha"], "slow": SIZES["slow"]}
-    # the refused store published its report (its faults), and no export
-    assert any(f.endswith("/summary.json") for f in faulty_files), faulty_files
-    assert not any(f.endswith(".parquet") and "/exports/" in f for f in faulty_files)
+    assert http500 > 0  # answered by retries: the others' runs and its own unaffected
+    assert any(f.endswith("/summary.json") for f in faulty_reports), faulty_reports
     windows = [s["write_window"] for s in stores.values() if s["write_window"]]
-    assert len(windows) == 2 and max_overlap(windows) <= MAX_WRITERS
+    assert len(windows) == len(SIZES) and max_overlap(windows) <= MAX_WRITERS
     assert report["report_dir"].startswith(f"{out}/fleet/")
-    assert fleet_json["failed"] == ["faulty"]
     assert pruned.returncode == 0, pruned.stderr[-3000:]
     assert json.loads(pruned.stdout.splitlines()[-1])["removed"] == [
         "magsync-sync/slow", "magsync-sync/slow-full"]
