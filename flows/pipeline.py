@@ -16,20 +16,19 @@ from pathlib import Path
 from magsync.flows.crash import checkpoint
 from magsync.flows.settings import Settings
 from magsync.load import merge as merging
-from magsync.load.guards import check_conservation, check_delete_ratio, check_fault_ratio
+from magsync.load.guards import check_run
 from magsync.load.layout import exports_dir, report_dir, staging_dir
 from magsync.load.lock import RunLock
-from magsync.load.remote import PublishError, Remote, fetch, open_remote, publish
+from magsync.load.remote import Remote, open_remote, publish_run
 from magsync.load.report import RecordsWriter, RunReport, prune_reports
 from magsync.load.report_page import write_page
-from magsync.load.run_context import RunContext, lean_arrow_memory, prepare_target, record_finished
+from magsync.load.run_context import RunContext, lean_arrow_memory, lock_target, record_finished
 from magsync.load.runs import magsync_version, new_run_id
 from magsync.load.sql_store import SqlTarget
 from magsync.load.stager import StageOptions, plan_deletes, stage_all
 from magsync.load.staging import Staging
 from magsync.load.sync_state import Staged
 from magsync.transform.batch import RawBatch
-from magsync.transform.schema import LOAD_ORDER
 from magsync.transform.validate import BUNDLED_SUITES, SuiteValidator, build_data_docs
 
 log = logging.getLogger("magsync")
@@ -76,32 +75,14 @@ def open_run(settings: Settings, input_description: str) -> Run:
         report.notes.append("validation switched off (validation = false)")
     remote = open_remote(settings.remote.url, settings.remote.endpoint_url) \
         if settings.remote.url else None
-    lock = None
-    if not settings.dry_run:
-        lock = RunLock(target.engine, settings.source.name, run_id)
-        lock.acquire(settings.target.wait_lock_s)
-        try:
-            if remote is not None:  # under the lock: nobody publishes this store meanwhile
-                fetch_output(remote, out, name, report)
-            prepare_target(target, lock, report, started, staging_dir(out, name))
-        except BaseException:
-            lock.release()
-            raise
+    lock = None if settings.dry_run else lock_target(
+        target, run_id, settings.target.wait_lock_s, report, started, out, remote)
     staging = Staging(staging_dir(out, name) / run_id,
                       with_secrets=settings.target.store_secrets)
     context = RunContext(run_id, report, RecordsWriter(folder, run_id), target, staging,
                          checkpoint, pii_key=settings.exports.policy().key)
     return Run(settings, started, folder, context, validator, lock, StageOptions.of(settings),
                remote)
-
-
-def fetch_output(remote: Remote, out: Path, name: str, report: RunReport) -> None:
-    """Brings the local copy up to the remote's publication (another machine's runs)."""
-    with report.timed("fetch"):
-        fetched = fetch(out, remote, name)
-    report.notes.append(f"output published to {remote.url}")
-    if fetched:
-        log.info("fetched %d files of store %s from %s", len(fetched), name, remote.url)
 
 
 def stage(run: Run, batches: Iterable[RawBatch], *, has_groups: bool,
@@ -113,16 +94,10 @@ def stage(run: Run, batches: Iterable[RawBatch], *, has_groups: bool,
 
 
 def check_guards(run: Run, staged: Staged | None = None) -> None:
-    """Refuses the run before any write: records unaccounted for, too many faults, too
-    many deletes (load/guards.py)."""
-    s, plans = run.settings, staged.plans if staged else {}
-    check_conservation(run.report)
-    check_fault_ratio(run.report, s.max_fault_ratio)
-    for entity in (e for e in LOAD_ORDER if e.name in plans):
-        plan = plans[entity.name]
-        check_delete_ratio(len(plan.deletes), plan.index.active_count, s.max_delete_ratio,
-                           allow_mass=s.allow_mass_delete, what="stored records",
-                           unwritten="written", entity=entity.name)
+    """Refuses the run before any write (load/guards.py)."""
+    s = run.settings
+    check_run(run.report, staged.plans if staged else {}, s.max_fault_ratio,
+              s.max_delete_ratio, allow_mass=s.allow_mass_delete)
 
 
 def merge(run: Run, staged: Staged) -> None:
@@ -156,34 +131,17 @@ def finish(run: Run, status: str, error: str | None = None) -> RunReport:
             record_finished(ctx, run.started, status)
         prune_reports(run.report_dir.parent, run.settings.keep_reports_days)
     report.write_summary(run.report_dir)
-    publishing = run.remote is not None and run.lock is not None
+    remote = run.remote if run.lock is not None else None  # a dry run publishes nothing
     try:
-        if publishing:  # the page goes with the report; both under the lock
+        if remote is not None:  # the page goes with the report; both under the lock
             write_page(run.report_dir)
             checkpoint("publish")  # the crash test's: committed, not yet published
-            publish_output(run)
+            publish_run(remote, run.settings.output_dir, run.settings.source.name,
+                        ctx.run_id, report)
     finally:
         if run.lock is not None:
             run.lock.release()
         ctx.target.dispose()
-    if not publishing:
+    if remote is None:
         write_page(run.report_dir)  # every run's index.html; after the lock is released
     return report
-
-
-def publish_output(run: Run) -> list[str]:
-    """Publishes the store's exports and reports (load/remote.py). A failure fails a run
-    that had succeeded (the target holds it; the next run publishes again) and is only
-    logged when the run had failed already (its own error says more)."""
-    assert run.remote is not None
-    name = run.settings.source.name
-    try:
-        order = publish(run.settings.output_dir, run.remote, name, run.context.run_id)
-    except PublishError as err:
-        if run.report.status != "done":
-            log.warning("%s", err)
-            return []
-        err.report = run.report.to_dict()
-        raise
-    log.info("published %d files of store %s to %s", len(order), name, run.remote.url)
-    return order

@@ -8,7 +8,8 @@ import os
 from typing import Any
 
 from magsync.extract import sources
-from magsync.flows.settings import Settings, SourceSettings
+from magsync.flows.settings import Settings
+from magsync.flows.source_settings import SourceSettings
 from magsync.load.sql_store import SqlTarget
 from magsync.transform.errors import ConfigError
 from magsync.transform.schema import CUSTOMER

@@ -11,13 +11,15 @@ and a run that ends over the limit fails. Warnings (a rule in WARNING_RULES) do 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from magsync.load.regions import REGION_UNKNOWN
 from magsync.load.report import RunReport
+from magsync.load.sync_state import EntityPlan
 from magsync.transform.errors import ConservationError, GuardRefusedError, MagsyncError
 from magsync.transform.faults import Fault
+from magsync.transform.schema import LOAD_ORDER
 
 WARNING_RULES = frozenset({REGION_UNKNOWN})
 
@@ -113,3 +115,16 @@ def check_fault_ratio(report: RunReport, max_ratio: float) -> None:
         raise GuardRefusedError(
             f"fault ratio {faulted / total:.1%} ({faulted} of {total} records) exceeds "
             f"max_fault_ratio {max_ratio:.1%}: nothing was written")
+
+
+def check_run(report: RunReport, plans: Mapping[str, EntityPlan], max_fault_ratio: float,
+              max_delete_ratio: float, *, allow_mass: bool) -> None:
+    """Refuses a run before any write: records unaccounted for, too many faults, too many
+    deletes of any entity's stored records."""
+    check_conservation(report)
+    check_fault_ratio(report, max_fault_ratio)
+    for entity in (e for e in LOAD_ORDER if e.name in plans):
+        plan = plans[entity.name]
+        check_delete_ratio(len(plan.deletes), plan.index.active_count, max_delete_ratio,
+                           allow_mass=allow_mass, what="stored records", unwritten="written",
+                           entity=entity.name)

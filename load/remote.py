@@ -22,6 +22,7 @@ differs from what the publication lists).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -29,11 +30,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from hashlib import blake2b
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magsync.load.layout import EXPORTS, exports_dir, reports_dir
 from magsync.load.parquet_export import STATE_DIR
 from magsync.transform.errors import ConfigError, MagsyncError
+
+if TYPE_CHECKING:
+    from magsync.load.report import RunReport
+
+log = logging.getLogger("magsync.load")
 
 PUBLICATION = "published.json"
 CHUNK = 1 << 20
@@ -258,3 +264,30 @@ def _write_local(local: Path, source: str, marker: dict[str, Any],
 
 def _dumps(data: dict[str, Any]) -> bytes:
     return (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
+
+
+def fetch_output(remote: Remote, out: Path, name: str, report: RunReport) -> None:
+    """Brings the local copy up to the remote's publication (another machine's runs);
+    call it under the run lock, so nobody publishes this store meanwhile."""
+    with report.timed("fetch"):
+        fetched = fetch(out, remote, name)
+    report.notes.append(f"output published to {remote.url}")
+    if fetched:
+        log.info("fetched %d files of store %s from %s", len(fetched), name, remote.url)
+
+
+def publish_run(remote: Remote, out: Path, name: str, run_id: str,
+                report: RunReport) -> list[str]:
+    """Publishes the store's exports and reports. A failure fails a run that had
+    succeeded (the target holds it; the next run publishes again) and is only logged when
+    the run had failed already (its own error says more)."""
+    try:
+        order = publish(out, remote, name, run_id)
+    except PublishError as err:
+        if report.status != "done":
+            log.warning("%s", err)
+            return []
+        err.report = report.to_dict()
+        raise
+    log.info("published %d files of store %s to %s", len(order), name, remote.url)
+    return order

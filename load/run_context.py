@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from magsync.load.layout import staging_dir
 from magsync.load.lock import RunLock
+from magsync.load.remote import Remote, fetch_output
 from magsync.load.report import RecordsWriter, RunReport
 from magsync.load.sql_store import SqlTarget
 from magsync.load.staging import Staging
@@ -69,6 +71,23 @@ def prepare_target(target: SqlTarget, lock: RunLock, report: RunReport, started:
     with target.begin() as conn:
         target.record_run(conn, lock.run_id, "running", started.replace(tzinfo=None), None,
                           None)
+
+
+def lock_target(target: SqlTarget, run_id: str, wait_s: float, report: RunReport,
+                started: datetime, out: Path, remote: Remote | None) -> RunLock:
+    """Takes the store's run lock, then, under it, brings the local copy up to the
+    remote's publication (nobody publishes this store meanwhile) and prepares the target;
+    gives the lock back if either fails."""
+    lock = RunLock(target.engine, target.source, run_id)
+    lock.acquire(wait_s)
+    try:
+        if remote is not None:
+            fetch_output(remote, out, target.source, report)
+        prepare_target(target, lock, report, started, staging_dir(out, target.source))
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 def record_finished(ctx: RunContext, started: datetime, status: str) -> None:

@@ -329,7 +329,7 @@ def test_a_folder_without_csv_names_what_it_holds(tmp_path: Path) -> None:
 def test_encoding_and_delimiter_settings_are_checked() -> None:
     from pydantic import ValidationError
 
-    from magsync.flows.settings import SourceSettings
+    from magsync.flows.source_settings import SourceSettings
 
     assert SourceSettings(encoding="Windows-1252", delimiter="tab").model_dump(
         include={"encoding", "delimiter"}) == {"encoding": "cp1252", "delimiter": "\t"}

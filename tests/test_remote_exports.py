@@ -195,7 +195,8 @@ def test_sqlite_target_on_a_work_pool_needs_one_run_at_a_time(
 
 
 def test_output_dir_url_is_the_remote_with_a_local_working_copy() -> None:
-    from magsync.flows.settings import REMOTE_COPIES, load_settings
+    from magsync.flows.remote_settings import REMOTE_COPIES
+    from magsync.flows.settings import load_settings
 
     settings = load_settings(output_dir="s3://bucket/some/prefix/")
     assert settings.remote.url == "s3://bucket/some/prefix"
