@@ -55,11 +55,14 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def worker(env: dict[str, str], pool: str, name: str, log: Path) -> Iterator[int]:
-    """`prefect worker start` in its own process group; killed (group) on exit."""
+def worker(env: dict[str, str], pool: str, name: str, log: Path,
+           limit: int | None = None) -> Iterator[int]:
+    """`prefect worker start` in its own process group (at most `limit` flow runs at
+    once); killed (group) on exit."""
+    cap = ["--limit", str(limit)] if limit else []
     with log.open("wb") as out:
         proc = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", pool,
-                                 "--type", "process", "--name", name], env=env, cwd=ROOT,
+                                 "--type", "process", "--name", name, *cap], env=env, cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             yield proc.pid

@@ -38,24 +38,28 @@ def flow_run_states(server: PrefectServer, deployment: str) -> list[str]:
 @pytest.mark.slow
 def test_killed_worker_run_is_crashed_and_a_rerun_converges(prefect_server: PrefectServer,
                                                             tmp_path: Path) -> None:
+    """Two stores: the doomed worker (one run at a time) takes one and pauses in it; a
+    healthy worker, started then, takes the other. The machine of the first dies."""
     out, pool = tmp_path / "out", f"crash-{secrets.token_hex(3)}"
-    name = f"k{secrets.token_hex(2)}"
+    names = [f"k{secrets.token_hex(2)}", f"o{secrets.token_hex(2)}"]
     env = {**prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "1",
-           "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30", f"{name.upper()}_MAGENTO_KEY": KEY}
+           "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
+           **{f"{n.upper()}_MAGENTO_KEY": KEY for n in names}}
     held = {**env, "MAGSYNC_TEST_PAUSE_AT": "first-batch",
             "MAGSYNC_TEST_PAUSE_FILE": str(tmp_path / "paused")}
     with ExitStack() as stack:
         db = stack.enter_context(fresh_database("postgresql"))
-        emu = stack.enter_context(run_emulator(generated_store(CUSTOMERS, seed=4),
-                                               users={"etl": KEY}))
+        emus = {n: stack.enter_context(run_emulator(generated_store(CUSTOMERS, seed=4 + i),
+                                                    users={"etl": KEY}))
+                for i, n in enumerate(names)}
         fleet = tmp_path / "stores.toml"
-        fleet.write_text(fleet_toml(out, db, {name: emu.url}, [name]))
+        fleet.write_text(fleet_toml(str(out), db, {n: e.url for n, e in emus.items()}, names))
         subprocess.run([str(BIN / "prefect"), "work-pool", "create", pool, "--type",
                         "process"], env=env, capture_output=True, timeout=120, check=True)
         deployed = cli(env, "deploy", "--pool", pool, "--fleet", str(fleet),
                        "--zombie-after", "40")
         assert deployed.returncode == 0, deployed.stderr[-3000:]
-        with worker(held, pool, "doomed", tmp_path / "doomed.log") as pgid:
+        with worker(held, pool, "doomed", tmp_path / "doomed.log", limit=1) as pgid:
             fleet_run = subprocess.Popen([str(BIN / "magsync"), "fleet", "--fleet", str(fleet),
                                           "--json"], env=env, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, text=True)
@@ -63,26 +67,47 @@ def test_killed_worker_run_is_crashed_and_a_rerun_converges(prefect_server: Pref
             while not (tmp_path / "paused").exists() and time.monotonic() < deadline:
                 time.sleep(0.5)
             assert (tmp_path / "paused").exists(), (tmp_path / "doomed.log").read_text()[-3000:]
-            # The machine dies: the worker's process group, and the flow run's (a process
-            # worker starts each run in a session of its own: the worker alone would leave it).
-            run_pid = int((tmp_path / "paused").read_text())
-            os.killpg(pgid, signal.SIGKILL)
-            os.killpg(os.getpgid(run_pid), signal.SIGKILL)
-            stdout, stderr = fleet_run.communicate(timeout=300)
+            with worker(env, pool, "other", tmp_path / "other.log"):
+                # The machine dies: the worker's process group, and the flow run's (a process
+                # worker starts each run in a session of its own: the worker alone would
+                # leave it).
+                run_pid = int((tmp_path / "paused").read_text())
+                os.killpg(pgid, signal.SIGKILL)
+                os.killpg(os.getpgid(run_pid), signal.SIGKILL)
+                stdout, stderr = fleet_run.communicate(timeout=300)
         assert not group_alive(pgid) and not group_alive(run_pid)
         report = json.loads(stdout.splitlines()[-1])
         assert fleet_run.returncode == 1, stderr[-3000:]
-        assert report["stores"][0]["state"] == "CRASHED", report
+        states = {s["store"]: s["state"] for s in report["stores"]}
+        assert sorted(states.values()) == ["COMPLETED", "CRASHED"], report
+        crashed = next(n for n, state in states.items() if state == "CRASHED")
+        other = next(n for n in names if n != crashed)
+        landed_before = landed(db)
         with worker(env, pool, "healthy", tmp_path / "healthy.log"):
             again = cli(env, "fleet", "--fleet", str(fleet), "--json")
         assert again.returncode == 0, again.stderr[-3000:]
+        landed_after = landed(db)
         engine = sa.create_engine(db)
         with engine.connect() as conn:
-            landed = conn.execute(sa.text("SELECT count(*) FROM customers")).scalar()
-            runs = conn.execute(sa.text("SELECT status FROM magsync_runs")).scalars().all()
+            runs = conn.execute(sa.text("SELECT source, status FROM magsync_runs")).all()
         engine.dispose()
-    assert landed == CUSTOMERS
-    assert "done" in runs
-    started = [s for s in flow_run_states(prefect_server, name)
+    # the other store landed while the first's machine died, and was not disturbed by it
+    assert landed_before == {other: CUSTOMERS}
+    assert landed_after == {crashed: CUSTOMERS, other: CUSTOMERS}
+    assert (crashed, "done") in runs and (other, "done") in runs
+    started = [s for s in flow_run_states(prefect_server, crashed)
                if s != "SCHEDULED"]  # not the cron's
     assert started == ["CRASHED", "COMPLETED"]
+    assert [s for s in flow_run_states(prefect_server, other)
+            if s != "SCHEDULED"] == ["COMPLETED", "COMPLETED"]
+
+
+def landed(db: str) -> dict[str, int]:
+    """Active customers per store in the target."""
+    engine = sa.create_engine(db)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.text(
+            "SELECT source, count(*) FROM customers WHERE deleted_at IS NULL "
+            "GROUP BY source")).all())
+    engine.dispose()
+    return rows
