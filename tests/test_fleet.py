@@ -75,6 +75,17 @@ def worker(env: dict[str, str], pool: str, name: str, log: Path,
                 proc.wait()
 
 
+def active_customers(db: str) -> dict[str, int]:
+    """Active customers per store (`source`) in the target."""
+    engine = sa.create_engine(db)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.text(
+            "SELECT source, count(*) FROM customers WHERE deleted_at IS NULL "
+            "GROUP BY source")).all())
+    engine.dispose()
+    return rows
+
+
 def max_overlap(windows: list[dict[str, str]]) -> int:
     """The most write windows open at one instant."""
     edges = sorted([(datetime.fromisoformat(w["start"]), 1) for w in windows]
@@ -140,12 +151,7 @@ def test_fleet_on_a_work_pool(prefect_server: PrefectServer, tmp_path: Path) -> 
         pruned = cli(env, "deploy", "--pool", pool, "--prune", "--json", "--fleet",
                      str(_without_slow(fleet, out, db, urls)))
         stores = {s["store"]: s for s in report["stores"]}
-        engine = sa.create_engine(db)
-        with engine.connect() as conn:
-            landed = dict(conn.execute(sa.text(
-                "SELECT source, count(*) FROM customers WHERE deleted_at IS NULL "
-                "GROUP BY source")).all())
-        engine.dispose()
+        landed = active_customers(db)
         exported = {name: pd.read_parquet(f"{out}/exports/source={name}/customers.parquet",
                                           storage_options=storage_options(endpoint))
                     for name in SIZES}

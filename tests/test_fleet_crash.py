@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from magsync.magento.emulator import generated_store, run_emulator
 from tests.prefect_server import BIN, PrefectServer, api_client, group_alive
 from tests.servers import fresh_database
-from tests.test_fleet import KEY, cli, fleet_toml, worker
+from tests.test_fleet import KEY, active_customers, cli, fleet_toml, worker
 
 CUSTOMERS = 6
 
@@ -82,11 +82,11 @@ def test_killed_worker_run_is_crashed_and_a_rerun_converges(prefect_server: Pref
         assert sorted(states.values()) == ["COMPLETED", "CRASHED"], report
         crashed = next(n for n, state in states.items() if state == "CRASHED")
         other = next(n for n in names if n != crashed)
-        landed_before = landed(db)
+        landed_before = active_customers(db)
         with worker(env, pool, "healthy", tmp_path / "healthy.log"):
             again = cli(env, "fleet", "--fleet", str(fleet), "--json")
         assert again.returncode == 0, again.stderr[-3000:]
-        landed_after = landed(db)
+        landed_after = active_customers(db)
         engine = sa.create_engine(db)
         with engine.connect() as conn:
             runs = conn.execute(sa.text("SELECT source, status FROM magsync_runs")).all()
@@ -101,13 +101,3 @@ def test_killed_worker_run_is_crashed_and_a_rerun_converges(prefect_server: Pref
     assert [s for s in flow_run_states(prefect_server, other)
             if s != "SCHEDULED"] == ["COMPLETED", "COMPLETED"]
 
-
-def landed(db: str) -> dict[str, int]:
-    """Active customers per store in the target."""
-    engine = sa.create_engine(db)
-    with engine.connect() as conn:
-        rows = dict(conn.execute(sa.text(
-            "SELECT source, count(*) FROM customers WHERE deleted_at IS NULL "
-            "GROUP BY source")).all())
-    engine.dispose()
-    return rows
