@@ -31,12 +31,15 @@ def preload() -> None:
     """Imports what every run would import again in its forked child: Great Expectations
     (imported lazily at a run's first validation, seconds each time), the parquet writer and
     the server dialects' drivers. Only imports: each child builds its own GX context."""
-    import great_expectations  # noqa: F401
     import psycopg  # noqa: F401
     import pyarrow.parquet  # noqa: F401
     import pymysql  # noqa: F401
     import sqlalchemy.dialects.mysql
     import sqlalchemy.dialects.postgresql  # noqa: F401
+
+    from magsync.transform.gx_import import import_great_expectations
+
+    import_great_expectations()  # as a run imports it, before any GX submodule
     from great_expectations.execution_engine import PandasExecutionEngine  # noqa: F401
 
 

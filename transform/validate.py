@@ -30,6 +30,7 @@ import pandas as pd
 
 from magsync.transform.errors import ConfigError, MagsyncError
 from magsync.transform.faults import Fault, Stage, shown_value
+from magsync.transform.gx_import import import_great_expectations
 from magsync.transform.integrity import plain, row_faults
 from magsync.transform.schema import (
     ENTITIES,
@@ -182,6 +183,7 @@ class SuiteValidator:
             return self._definitions[entity.name]
 
     def _build(self, entity: Entity) -> gx.ValidationDefinition:
+        import_great_expectations()  # first: it defers what GX's import never uses
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -211,10 +213,11 @@ class SuiteValidator:
             return ValidationOutcome(entity.name, label, good)
         if self._warming is not None:  # GX's context is not for two threads at once
             self._warming.join()
+        definition = self._definition(entity)  # imports GX (transform/gx_import.py)
         from great_expectations.core.run_identifier import RunIdentifier
 
         run_id = RunIdentifier(run_name=label, run_time=self._started)
-        result = self._definition(entity).run(
+        result = definition.run(
             batch_parameters={"dataframe": _gx_view(entity, df, prepared)},
             result_format=RESULT_FORMAT,
             run_id=run_id,
@@ -431,6 +434,7 @@ def build_data_docs(outcomes: Iterable[ValidationOutcome], out_dir: Path) -> Pat
     failing = [o for o in outcomes if o.failed and o.result is not None]
     if not failing:
         return None
+    import_great_expectations()  # first: it defers what GX's import never uses
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
