@@ -64,7 +64,7 @@ def serve() -> None:
                 os.dup2(target, fd)
                 os.close(target)
             sys.argv = ["magsync", *job["argv"]]
-            sys.exit(cli.main(job["argv"]))
+            sys.exit(cli.script())
         _, status = os.waitpid(pid, 0)
         print(os.waitstatus_to_exitcode(status), flush=True)
 

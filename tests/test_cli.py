@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from importlib.metadata import version
+from importlib.metadata import entry_points, version
 from pathlib import Path
 
 import pytest
@@ -271,3 +271,24 @@ def test_abbreviated_options_are_refused(cli_launcher: Launcher, tmp_path: Path,
 def test_version(untracked: PrefectServer) -> None:
     run = magsync(untracked, "--version")
     assert (run.returncode, run.stdout) == (0, f"magsync {version('magsync')}\n")
+
+
+# What the console script runs, then, at exit, how many objects it left frozen.
+FROZEN_AT_EXIT = """
+import atexit, gc, sys
+atexit.register(lambda: print("frozen", gc.get_freeze_count(), file=sys.stderr))
+from magsync.flows.cli import script
+sys.argv = ["magsync", "--version"]
+sys.exit(script())
+"""
+
+
+def test_console_script_freezes_its_objects_before_exit() -> None:
+    """The interpreter's last collections skip what `script` froze (flows/cli.py)."""
+    (entry,) = entry_points(group="console_scripts", name="magsync")
+    assert entry.value == "magsync.flows.cli:script"
+    run = subprocess.run([sys.executable, "-c", FROZEN_AT_EXIT], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert (run.returncode, run.stdout) == (0, f"magsync {version('magsync')}\n"), run.stderr
+    frozen = int(run.stderr.split("frozen ")[1])
+    assert frozen > 10_000, run.stderr  # the imports' objects, not a handful
